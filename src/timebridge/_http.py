@@ -1,0 +1,188 @@
+"""The one place where API operations meet HTTP, shared by the Toggl and Exist clients.
+
+An API call is written once, as an *operation*: a generator that yields the `ApiRequest`s it
+needs and receives each `httpx.Response` back, then returns its parsed result. Operations do no
+I/O themselves, so the async and the sync client drive the very same code, and a multi-request
+call (such as a window fetch that splits itself) is still one function. The drivers own retries,
+sleeping and the translation of HTTP failures into the API's exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar, cast
+
+import httpx
+
+from timebridge.errors import UpstreamError
+from timebridge.retry import RetryPolicy
+
+T = TypeVar("T")
+
+ParamValue = str | int | float | bool | None
+
+#: Methods that can be repeated without changing the outcome (RFC 9110, section 9.2.2).
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One HTTP request of an API, relative to the client's base URL."""
+
+    method: str
+    path: str
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    json: object = None
+    form: Mapping[str, str] | None = None
+    #: Whether sending it twice is as good as sending it once; defaults by method.
+    idempotent: bool | None = None
+
+    @property
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in _IDEMPOTENT_METHODS
+
+    def query(self) -> dict[str, str]:
+        """Query parameters as strings; None values are left out, booleans are lowercase."""
+        rendered: dict[str, str] = {}
+        for key, value in self.params.items():
+            if value is None:
+                continue
+            rendered[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return rendered
+
+
+Operation = Generator[ApiRequest, httpx.Response, T]
+
+
+class ErrorTranslator(Protocol):
+    """Turns HTTP failures into one API's own exceptions."""
+
+    def for_response(self, response: httpx.Response) -> UpstreamError | None:
+        """The exception for a response, or None when the response is a success."""
+
+    def for_transport(self, error: httpx.TransportError) -> UpstreamError:
+        """The exception for a request that got no usable response."""
+
+
+ResponseHook = Callable[[httpx.Response], None]
+
+
+def _build(http: httpx.Client | httpx.AsyncClient, request: ApiRequest) -> httpx.Request:
+    return http.build_request(
+        request.method,
+        request.path,
+        params=request.query(),
+        json=request.json if request.form is None else None,
+        data=request.form,
+    )
+
+
+def _result(stop: StopIteration) -> object:
+    return stop.value
+
+
+class AsyncDriver:
+    """Runs operations over an `httpx.AsyncClient`, with retries."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        errors: ErrorTranslator,
+        policy: RetryPolicy,
+        on_response: ResponseHook | None = None,
+    ) -> None:
+        self.http = http
+        self._errors = errors
+        self._policy = policy
+        self._on_response = on_response
+
+    async def run(self, operation: Operation[T]) -> T:
+        try:
+            request = next(operation)
+            while True:
+                response = await self.send(request)
+                request = operation.send(response)
+        except StopIteration as stop:
+            return cast(T, _result(stop))
+
+    async def send(self, request: ApiRequest) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self.http.send(_build(self.http, request))
+                await response.aread()
+            except httpx.TransportError as exc:
+                error = self._errors.for_transport(exc)
+            else:
+                if self._on_response is not None:
+                    self._on_response(response)
+                failure = self._errors.for_response(response)
+                if failure is None:
+                    return response
+                error = failure
+            delay = self._policy.next_delay(
+                error.retry_reason,
+                attempt,
+                idempotent=request.is_idempotent,
+                retry_after=error.retry_after,
+            )
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+
+
+class SyncDriver:
+    """Runs operations over an `httpx.Client`, with retries."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        errors: ErrorTranslator,
+        policy: RetryPolicy,
+        on_response: ResponseHook | None = None,
+    ) -> None:
+        self.http = http
+        self._errors = errors
+        self._policy = policy
+        self._on_response = on_response
+
+    def run(self, operation: Operation[T]) -> T:
+        try:
+            request = next(operation)
+            while True:
+                response = self.send(request)
+                request = operation.send(response)
+        except StopIteration as stop:
+            return cast(T, _result(stop))
+
+    def send(self, request: ApiRequest) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.http.send(_build(self.http, request))
+                response.read()
+            except httpx.TransportError as exc:
+                error = self._errors.for_transport(exc)
+            else:
+                if self._on_response is not None:
+                    self._on_response(response)
+                failure = self._errors.for_response(response)
+                if failure is None:
+                    return response
+                error = failure
+            delay = self._policy.next_delay(
+                error.retry_reason,
+                attempt,
+                idempotent=request.is_idempotent,
+                retry_after=error.retry_after,
+            )
+            if delay is None:
+                raise error
+            time.sleep(delay)

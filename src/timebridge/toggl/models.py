@@ -1,0 +1,318 @@
+"""Pydantic models of the Toggl Track v9 resources, shared by the client, the simulator and the CLI.
+
+Models use Toggl's current field names (`workspace_id`, `project_id`, ...) and accept the legacy
+short names (`wid`, `pid`, `tid`, `uid`) that the API still sends beside them. `wire()` renders
+a model exactly as Toggl puts it on the wire (legacy names included, secrets in clear); it exists
+for the simulator, never for display.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+ProjectActivity = Literal["true", "false", "both"]
+ClientStatus = Literal["active", "archived", "both"]
+
+
+class TogglModel(BaseModel):
+    """Base of every Toggl resource: unknown fields are ignored, legacy names accepted."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    #: Current field name -> legacy field name that Toggl also sends.
+    legacy_names: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_legacy_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.legacy_names:
+            data = dict(data)
+            for current, legacy in cls.legacy_names.items():
+                if data.get(current) is None and legacy in data:
+                    data[current] = data[legacy]
+        return data
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object Toggl sends for this resource (legacy names and secrets included)."""
+        data = self.model_dump(mode="json", by_alias=True)
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                data[name] = value.get_secret_value()
+        for current, legacy in self.legacy_names.items():
+            data[legacy] = data.get(current)
+        return data
+
+
+class Me(TogglModel):
+    """The authenticated user (`GET /me`)."""
+
+    id: int
+    email: str
+    fullname: str
+    timezone: str = "UTC"
+    default_workspace_id: int | None = None
+    beginning_of_week: int = 1
+    image_url: str | None = None
+    #: Toggl sends the account's API token in clear; it stays masked in every repr and dump.
+    api_token: SecretStr | None = None
+    at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Workspace(TogglModel):
+    """A workspace the user belongs to (`GET /me/workspaces`, `GET /workspaces/{id}`)."""
+
+    id: int
+    name: str
+    organization_id: int | None = None
+    premium: bool = False
+    business_ws: bool = False
+    admin: bool = False
+    default_currency: str = "USD"
+    default_hourly_rate: float | None = None
+    rounding: int = 0
+    rounding_minutes: int = 0
+    only_admins_may_create_projects: bool = False
+    only_admins_may_create_tags: bool = False
+    max_data_retention_days: int | None = None
+    api_token: SecretStr | None = None
+    at: datetime | None = None
+
+
+class WorkspaceUser(TogglModel):
+    """A member of a workspace (`GET /workspaces/{id}/users`)."""
+
+    id: int
+    email: str | None = None
+    fullname: str | None = None
+    timezone: str | None = None
+    admin: bool = False
+    inactive: bool = False
+
+
+class TimeEntry(TogglModel):
+    """A time entry: running while `duration` < 0, deleted once `server_deleted_at` is set."""
+
+    legacy_names: ClassVar[dict[str, str]] = {
+        "workspace_id": "wid",
+        "project_id": "pid",
+        "task_id": "tid",
+        "user_id": "uid",
+    }
+
+    id: int
+    workspace_id: int
+    project_id: int | None = None
+    task_id: int | None = None
+    user_id: int | None = None
+    start: AwareDatetime
+    stop: AwareDatetime | None = None
+    duration: int
+    description: str | None = None
+    tags: list[str] | None = None
+    tag_ids: list[int] | None = None
+    billable: bool = False
+    duronly: bool = True
+    at: AwareDatetime | None = None
+    server_deleted_at: AwareDatetime | None = None
+    permissions: list[str] | None = None
+
+    @property
+    def is_running(self) -> bool:
+        return self.duration < 0
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.server_deleted_at is not None
+
+    def end(self, now: datetime) -> datetime:
+        """When the entry ends; `now` for a running entry (it counts up to the present)."""
+        if self.is_running:
+            return max(now, self.start)
+        if self.stop is not None:
+            return self.stop
+        return self.start + timedelta(seconds=self.duration)
+
+    def elapsed_seconds(self, now: datetime) -> int:
+        """Tracked seconds; a running entry counts from its start to `now`."""
+        if self.is_running:
+            return max(0, int((now - self.start).total_seconds()))
+        return self.duration
+
+
+class Project(TogglModel):
+    """A project (`/workspaces/{id}/projects`)."""
+
+    legacy_names: ClassVar[dict[str, str]] = {"workspace_id": "wid", "client_id": "cid"}
+
+    id: int
+    workspace_id: int
+    client_id: int | None = None
+    name: str
+    is_private: bool = True
+    active: bool = True
+    color: str = "#0b83d9"
+    billable: bool | None = None
+    template: bool | None = None
+    auto_estimates: bool | None = None
+    estimated_hours: int | None = None
+    rate: float | None = None
+    currency: str | None = None
+    actual_hours: int | None = None
+    actual_seconds: int | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    at: datetime | None = None
+    created_at: datetime | None = None
+    server_deleted_at: datetime | None = None
+
+
+class Client(TogglModel):
+    """A client (`/workspaces/{id}/clients`). Toggl names its workspace `wid` only."""
+
+    id: int
+    workspace_id: int = Field(alias="wid")
+    name: str
+    archived: bool = False
+    notes: str | None = None
+    creator_id: int | None = None
+    at: datetime | None = None
+
+
+class Tag(TogglModel):
+    """A tag (`/workspaces/{id}/tags`)."""
+
+    id: int
+    workspace_id: int
+    name: str
+    creator_id: int | None = None
+    at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+class Quota(TogglModel):
+    """One hourly API quota (`GET /me/quota`): an organization's, or the user-scoped one (None)."""
+
+    organization_id: int | None = None
+    remaining: int
+    resets_in_secs: int
+    total: int
+
+
+# --- Request payloads -------------------------------------------------------------------------
+
+
+class Payload(BaseModel):
+    """Base of request bodies: strict about unknown fields, so typos fail before any request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: only the fields that were given (so updates change only those)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class TimeEntryCreate(Payload):
+    """Body of `POST /workspaces/{wid}/time_entries`. A negative duration starts a timer."""
+
+    workspace_id: int
+    start: AwareDatetime
+    duration: int = -1
+    stop: AwareDatetime | None = None
+    created_with: str = "timebridge"
+    description: str | None = None
+    project_id: int | None = None
+    task_id: int | None = None
+    tags: list[str] | None = None
+    tag_ids: list[int] | None = None
+    billable: bool | None = None
+    user_id: int | None = None
+
+    def body(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["created_with"] = self.created_with
+        return data
+
+    @model_validator(mode="after")
+    def _stop_after_start(self) -> TimeEntryCreate:
+        if self.stop is not None and self.stop < self.start:
+            raise ValueError("stop must not be before start")
+        return self
+
+
+class TimeEntryUpdate(Payload):
+    """Body of `PUT /workspaces/{wid}/time_entries/{id}`: only the fields set are changed."""
+
+    start: AwareDatetime | None = None
+    stop: AwareDatetime | None = None
+    duration: int | None = None
+    description: str | None = None
+    project_id: int | None = None
+    task_id: int | None = None
+    tags: list[str] | None = None
+    tag_ids: list[int] | None = None
+    billable: bool | None = None
+
+
+class ProjectCreate(Payload):
+    name: str = Field(min_length=1)
+    active: bool | None = None
+    is_private: bool | None = None
+    client_id: int | None = None
+    color: str | None = None
+    billable: bool | None = None
+    estimated_hours: int | None = None
+    rate: float | None = None
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ProjectUpdate(Payload):
+    name: str | None = Field(default=None, min_length=1)
+    active: bool | None = None
+    is_private: bool | None = None
+    client_id: int | None = None
+    color: str | None = None
+    billable: bool | None = None
+    estimated_hours: int | None = None
+    rate: float | None = None
+
+
+class ClientCreate(Payload):
+    name: str = Field(min_length=1)
+    notes: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ClientUpdate(Payload):
+    name: str | None = Field(default=None, min_length=1)
+    notes: str | None = None
+
+
+class TagChange(Payload):
+    """Body of tag create and update."""
+
+    name: str = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        stripped = value.strip()
+        if not stripped:
+            raise ValueError("a tag name cannot be blank")
+        return stripped
