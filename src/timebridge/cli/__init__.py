@@ -1,0 +1,37 @@
+"""The `timebridge` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from timebridge import __version__
+from timebridge.cli.fakes import fakes_app
+from timebridge.cli.toggl import toggl_app
+
+app = typer.Typer(
+    name="timebridge",
+    help="Toggl Track time into Exist.io; a Toggl Track gateway; a Toggl Track client.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(toggl_app, name="toggl")
+app.add_typer(fakes_app, name="fakes")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"timebridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Timebridge."""
+
+
+def main() -> None:
+    app()
