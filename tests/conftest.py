@@ -1,0 +1,43 @@
+"""Fixtures shared by every test: simulators served over real HTTP on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from timebridge.clock import FakeClock
+from timebridge.fakes import RunningServer, serve_in_thread
+from timebridge.fakes.toggl import SimUser, TogglSimulator
+
+#: A fixed "now" for tests: a Tuesday, well clear of DST changes.
+TEST_NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(TEST_NOW)
+
+
+@pytest.fixture
+def toggl_sim(clock: FakeClock) -> TogglSimulator:
+    return TogglSimulator(clock)
+
+
+@pytest.fixture
+def toggl_server(toggl_sim: TogglSimulator) -> Iterator[RunningServer]:
+    with serve_in_thread(toggl_sim.asgi_app) as server:
+        yield server
+
+
+@pytest.fixture
+def toggl_url(toggl_server: RunningServer) -> str:
+    return f"{toggl_server.url}/api/v9"
+
+
+@pytest.fixture
+def toggl_user(toggl_sim: TogglSimulator) -> SimUser:
+    return toggl_sim.add_user(
+        api_token="tok-alice-1234567890", fullname="Alice", timezone="Europe/Berlin", plan="premium"
+    )
