@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from timebridge import __version__
+from timebridge.cli.exist import exist_app
 from timebridge.cli.fakes import fakes_app
 from timebridge.cli.toggl import toggl_app
 
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(toggl_app, name="toggl")
+app.add_typer(exist_app, name="exist")
 app.add_typer(fakes_app, name="fakes")
 
 
