@@ -86,7 +86,47 @@ def _result(stop: StopIteration) -> object:
     return stop.value
 
 
-class AsyncDriver:
+class _Driver:
+    """What both drivers share: judging each attempt's outcome against the retry policy."""
+
+    def __init__(
+        self,
+        errors: ErrorTranslator,
+        policy: RetryPolicy,
+        on_response: ResponseHook | None,
+    ) -> None:
+        self._errors = errors
+        self._policy = policy
+        self._on_response = on_response
+
+    def _judge(
+        self, request: ApiRequest, attempt: int, outcome: httpx.Response | httpx.TransportError
+    ) -> httpx.Response | float:
+        """The response if it is a success, else seconds to wait before retrying.
+
+        Raises the API's exception when the policy gives up.
+        """
+        if isinstance(outcome, httpx.TransportError):
+            error = self._errors.for_transport(outcome)
+        else:
+            if self._on_response is not None:
+                self._on_response(outcome)
+            failure = self._errors.for_response(outcome)
+            if failure is None:
+                return outcome
+            error = failure
+        delay = self._policy.next_delay(
+            error.retry_reason,
+            attempt,
+            idempotent=request.is_idempotent,
+            retry_after=error.retry_after,
+        )
+        if delay is None:
+            raise error
+        return delay
+
+
+class AsyncDriver(_Driver):
     """Runs operations over an `httpx.AsyncClient`, with retries."""
 
     def __init__(
@@ -96,10 +136,8 @@ class AsyncDriver:
         policy: RetryPolicy,
         on_response: ResponseHook | None = None,
     ) -> None:
+        super().__init__(errors, policy, on_response)
         self.http = http
-        self._errors = errors
-        self._policy = policy
-        self._on_response = on_response
 
     async def run(self, operation: Operation[T]) -> T:
         try:
@@ -114,30 +152,19 @@ class AsyncDriver:
         attempt = 0
         while True:
             attempt += 1
+            outcome: httpx.Response | httpx.TransportError
             try:
-                response = await self.http.send(_build(self.http, request))
-                await response.aread()
+                outcome = await self.http.send(_build(self.http, request))
+                await outcome.aread()
             except httpx.TransportError as exc:
-                error = self._errors.for_transport(exc)
-            else:
-                if self._on_response is not None:
-                    self._on_response(response)
-                failure = self._errors.for_response(response)
-                if failure is None:
-                    return response
-                error = failure
-            delay = self._policy.next_delay(
-                error.retry_reason,
-                attempt,
-                idempotent=request.is_idempotent,
-                retry_after=error.retry_after,
-            )
-            if delay is None:
-                raise error
-            await asyncio.sleep(delay)
+                outcome = exc
+            verdict = self._judge(request, attempt, outcome)
+            if isinstance(verdict, httpx.Response):
+                return verdict
+            await asyncio.sleep(verdict)
 
 
-class SyncDriver:
+class SyncDriver(_Driver):
     """Runs operations over an `httpx.Client`, with retries."""
 
     def __init__(
@@ -147,10 +174,8 @@ class SyncDriver:
         policy: RetryPolicy,
         on_response: ResponseHook | None = None,
     ) -> None:
+        super().__init__(errors, policy, on_response)
         self.http = http
-        self._errors = errors
-        self._policy = policy
-        self._on_response = on_response
 
     def run(self, operation: Operation[T]) -> T:
         try:
@@ -165,24 +190,13 @@ class SyncDriver:
         attempt = 0
         while True:
             attempt += 1
+            outcome: httpx.Response | httpx.TransportError
             try:
-                response = self.http.send(_build(self.http, request))
-                response.read()
+                outcome = self.http.send(_build(self.http, request))
+                outcome.read()
             except httpx.TransportError as exc:
-                error = self._errors.for_transport(exc)
-            else:
-                if self._on_response is not None:
-                    self._on_response(response)
-                failure = self._errors.for_response(response)
-                if failure is None:
-                    return response
-                error = failure
-            delay = self._policy.next_delay(
-                error.retry_reason,
-                attempt,
-                idempotent=request.is_idempotent,
-                retry_after=error.retry_after,
-            )
-            if delay is None:
-                raise error
-            time.sleep(delay)
+                outcome = exc
+            verdict = self._judge(request, attempt, outcome)
+            if isinstance(verdict, httpx.Response):
+                return verdict
+            time.sleep(verdict)
