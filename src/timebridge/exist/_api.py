@@ -305,7 +305,7 @@ def _batch_result(batch: Sequence[ItemT], response: httpx.Response) -> WriteResu
         current = echo.get("current")
         name = echo.get("name")
         succeeded.append(
-            Succeeded[ItemT](
+            Succeeded(
                 item=item,
                 current=current if isinstance(current, int | float | str) else None,
                 attribute=_as_attribute(echo),
@@ -320,7 +320,7 @@ def _batch_result(batch: Sequence[ItemT], response: httpx.Response) -> WriteResu
         if item is None:
             continue
         failures.append(
-            Failed[ItemT](
+            Failed(
                 item=item,
                 error_code=str(echo.get("error_code") or "unknown"),
                 error=str(echo.get("error") or ""),
@@ -328,13 +328,13 @@ def _batch_result(batch: Sequence[ItemT], response: httpx.Response) -> WriteResu
         )
     for index in unclaimed:
         failures.append(
-            Failed[ItemT](
+            Failed(
                 item=batch[index],
                 error_code=ERROR_UNREPORTED,
                 error="Exist's answer did not mention this item",
             )
         )
-    return WriteResult[ItemT](succeeded=succeeded, failed=failures)
+    return WriteResult(succeeded=succeeded, failed=failures)
 
 
 def _write(

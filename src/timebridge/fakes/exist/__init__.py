@@ -1,0 +1,21 @@
+"""The Exist API v2 simulator (API, OAuth2 and an admin API), for tests and the demo."""
+
+from timebridge.fakes.exist.simulator import (
+    RATE_LIMIT,
+    TOKEN_LIFETIME,
+    ExistSimulator,
+    RecordedRequest,
+)
+from timebridge.fakes.exist.state import ExistWorld, SimAttribute, SimClient, SimService, SimUser
+
+__all__ = [
+    "RATE_LIMIT",
+    "TOKEN_LIFETIME",
+    "ExistSimulator",
+    "ExistWorld",
+    "RecordedRequest",
+    "SimAttribute",
+    "SimClient",
+    "SimService",
+    "SimUser",
+]
