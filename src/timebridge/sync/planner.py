@@ -1,0 +1,212 @@
+"""The sync planner: what Exist should hold, and what to write to get there. Pure.
+
+Given the user's Toggl entries, the project → attribute mapping, the ledger (the value last
+written to Exist and accepted, per attribute and date), the user's time zone and "now", it
+computes the desired value of every mapped attribute for each date of the 14-day window, the
+writes that bring Exist there (only what differs from the ledger), which entries make up each
+day, and which ledger rows are old enough to purge. No I/O and no clock of its own: the same
+inputs always give the same plan.
+
+Counting rules (DESIGN.md, "The bridge: exact semantics"):
+- only entries whose project is mapped count; deleted entries (`server_deleted_at`) count as
+  absent; a running entry counts from its start to `now`;
+- time after `now` does not count (a future or running entry counts only its elapsed part),
+  so a day's total never runs ahead of the clock;
+- each entry is split at local midnights of the user's zone (DST-correct: a fall-back day has
+  25 hours, a spring-forward day 23);
+- per (attribute, date) the seconds of all pieces are summed, then rounded half up to whole
+  minutes once;
+- every mapped attribute gets a value for every window date, zero included, so a deleted or
+  moved entry brings its old day down. Attributes that were written before but are no longer
+  mapped are brought down to zero too, before they are released.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from timebridge.toggl.models import TimeEntry
+
+#: Days in the window: today and the 13 days before, in the user's zone.
+WINDOW_DAYS = 14
+#: Ledger (and kept-entry) rows older than this many days are purged.
+PURGE_AFTER_DAYS = 21
+#: Entries starting up to this long before the window can still reach into it.
+FETCH_MARGIN = timedelta(days=1)
+
+AttributeDate = tuple[str, date]
+
+
+@dataclass(frozen=True)
+class ValueWrite:
+    """One absolute value to send with Exist's `attributes/update/`."""
+
+    attribute: str
+    date: date
+    value: int
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """The part of one entry that falls on one local date."""
+
+    entry_id: int
+    project_id: int
+    seconds: int
+
+
+@dataclass(frozen=True)
+class DayTotal:
+    """Why an attribute has its value on a date: the entries that make it up."""
+
+    attribute: str
+    date: date
+    seconds: int
+    minutes: int
+    contributions: tuple[Contribution, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """Everything one run needs to decide; applying it is the runner's job."""
+
+    window: tuple[date, ...]
+    desired: Mapping[AttributeDate, int]
+    writes: tuple[ValueWrite, ...]
+    days: Mapping[AttributeDate, DayTotal]
+    purge: tuple[AttributeDate, ...]
+    #: Attributes written before but no longer mapped (zeroed by `writes`, then released).
+    retired_attributes: frozenset[str] = field(default_factory=frozenset)
+
+
+def local_today(now: datetime, zone: ZoneInfo) -> date:
+    _require_aware(now)
+    return now.astimezone(zone).date()
+
+
+def window_dates(today: date, days: int = WINDOW_DAYS) -> tuple[date, ...]:
+    """The window's dates, oldest first."""
+    return tuple(today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant a local date begins (where midnight is skipped, the first real instant)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def fetch_range(
+    now: datetime, zone: ZoneInfo, days: int = WINDOW_DAYS
+) -> tuple[datetime, datetime]:
+    """The instants whose entries a run must fetch: the window plus one day of margin before.
+
+    Entries are filtered on their start, so an entry that starts the evening before the window
+    and runs past midnight is only seen thanks to the margin. (An entry longer than the margin
+    that reaches into the window is not seen; a day is a generous bound for tracked time.)
+    """
+    first_day = window_dates(local_today(now, zone), days)[0]
+    return local_midnight(first_day, zone) - FETCH_MARGIN, now
+
+
+def split_at_midnights(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[date, int]]:
+    """Seconds of [start, end) on each local date it touches, in order."""
+    if end <= start:
+        return []
+    pieces: list[tuple[date, int]] = []
+    day = start.astimezone(zone).date()
+    cursor = start
+    while cursor < end:
+        next_midnight = local_midnight(day + timedelta(days=1), zone)
+        piece_end = min(end, next_midnight)
+        seconds = int((piece_end - cursor).total_seconds())
+        if seconds > 0:
+            pieces.append((day, seconds))
+        cursor = piece_end
+        day += timedelta(days=1)
+    return pieces
+
+
+def round_minutes(seconds: int) -> int:
+    """Whole minutes, half up (90 s -> 2 min, 89 s -> 1 min)."""
+    return (seconds + 30) // 60
+
+
+def plan_sync(
+    entries: Iterable[TimeEntry],
+    mapping: Mapping[int, str],
+    ledger: Mapping[AttributeDate, int],
+    zone: ZoneInfo,
+    now: datetime,
+    *,
+    window_days: int = WINDOW_DAYS,
+    purge_after_days: int = PURGE_AFTER_DAYS,
+) -> SyncPlan:
+    """The plan for one user at `now`. See the module docstring for the rules."""
+    _require_aware(now)
+    today = local_today(now, zone)
+    window = window_dates(today, window_days)
+    in_window = set(window)
+
+    seconds: dict[AttributeDate, int] = defaultdict(int)
+    contributions: dict[AttributeDate, list[Contribution]] = defaultdict(list)
+    for entry in entries:
+        if entry.is_deleted or entry.project_id is None:
+            continue
+        attribute = mapping.get(entry.project_id)
+        if attribute is None:
+            continue
+        end = min(entry.end(now), now)
+        for day, piece in split_at_midnights(entry.start, end, zone):
+            if day not in in_window:
+                continue
+            key = (attribute, day)
+            seconds[key] += piece
+            contributions[key].append(Contribution(entry.id, entry.project_id, piece))
+
+    mapped = set(mapping.values())
+    retired = {attribute for (attribute, day), value in ledger.items() if attribute not in mapped}
+    desired: dict[AttributeDate, int] = {}
+    days: dict[AttributeDate, DayTotal] = {}
+    for attribute in sorted(mapped):
+        for day in window:
+            key = (attribute, day)
+            total = seconds.get(key, 0)
+            desired[key] = round_minutes(total)
+            days[key] = DayTotal(
+                attribute, day, total, desired[key], tuple(contributions.get(key, ()))
+            )
+    for attribute in sorted(retired):
+        for day in window:
+            if ledger.get((attribute, day), 0) != 0:
+                desired[(attribute, day)] = 0
+
+    writes = tuple(
+        ValueWrite(attribute, day, value)
+        for (attribute, day), value in sorted(desired.items())
+        if _needs_write(ledger.get((attribute, day)), value)
+    )
+    cutoff = today - timedelta(days=purge_after_days)
+    purge = tuple(sorted(key for key in ledger if key[1] < cutoff))
+    return SyncPlan(
+        window=window,
+        desired=desired,
+        writes=writes,
+        days=days,
+        purge=purge,
+        retired_attributes=frozenset(retired),
+    )
+
+
+def _needs_write(last_written: int | None, value: int) -> bool:
+    # A zero never written is not written: Exist shows no data, which reads the same.
+    if last_written is None:
+        return value != 0
+    return last_written != value
+
+
+def _require_aware(instant: datetime) -> None:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
