@@ -236,7 +236,9 @@ def test_retry_policy_never_retries_a_401(
 ) -> None:
     exist_sim.revoke_token(personal_token)
     exist_sim.clear_requests()
-    with ExistClient(personal_token, base_url=api_url, retry=RetryPolicy.testing(5)) as client:
-        with pytest.raises(AuthenticationError):
-            client.profile()
+    with (
+        ExistClient(personal_token, base_url=api_url, retry=RetryPolicy.testing(5)) as client,
+        pytest.raises(AuthenticationError),
+    ):
+        client.profile()
     assert len(exist_sim.requests) == 1

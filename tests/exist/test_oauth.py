@@ -95,9 +95,11 @@ def test_the_code_exchange_checks_secret_and_redirect_uri(
         assert raised.value.status_code == 401
         assert "nope" not in str(raised.value)
     right = OAuthApp(client_id=CLIENT_ID, client_secret=SecretStr("timebridge-test-secret"))
-    with ExistClient(app=right, base_url=api_url, oauth_base_url=oauth_url) as client:
-        with pytest.raises(AuthenticationError, match="redirect"):
-            client.exchange_code(_query(approve())["code"], "http://127.0.0.1:9999/other")
+    with (
+        ExistClient(app=right, base_url=api_url, oauth_base_url=oauth_url) as client,
+        pytest.raises(AuthenticationError, match="redirect"),
+    ):
+        client.exchange_code(_query(approve())["code"], "http://127.0.0.1:9999/other")
 
 
 def test_unknown_scopes_are_refused_on_the_redirect(approve: Approve, oauth_url: str) -> None:
@@ -127,9 +129,11 @@ def test_refresh_invalidates_the_old_pair(
         with pytest.raises(AuthenticationError) as raised:
             stale.profile()
         assert raised.value.status_code == 401
-    with ExistClient(old, app=app, base_url=api_url, oauth_base_url=oauth_url) as stale:
-        with pytest.raises(AuthenticationError, match="refresh token"):
-            stale.refresh()
+    with (
+        ExistClient(old, app=app, base_url=api_url, oauth_base_url=oauth_url) as stale,
+        pytest.raises(AuthenticationError, match="refresh token"),
+    ):
+        stale.refresh()
 
 
 def test_a_401_refreshes_once_and_hands_the_new_pair_to_on_tokens(
@@ -162,9 +166,11 @@ def test_a_401_without_refresh_credentials_is_raised(
 ) -> None:
     issued = oauth_tokens()
     broken = issued.model_copy(update={"access_token": SecretStr("not-a-valid-token")})
-    with ExistClient(broken, base_url=api_url, oauth_base_url=oauth_url) as client:
-        with pytest.raises(AuthenticationError, match="Invalid token"):
-            client.profile()
+    with (
+        ExistClient(broken, base_url=api_url, oauth_base_url=oauth_url) as client,
+        pytest.raises(AuthenticationError, match="Invalid token"),
+    ):
+        client.profile()
 
 
 def test_expired_token_is_a_401(exist: ExistClient, personal_token: str, clock: FakeClock) -> None:

@@ -127,7 +127,7 @@ def test_floats_for_minutes_are_refused_before_any_request() -> None:
     with pytest.raises(ValueError, match="whole"):
         IncrementItem(name="gaming_min", value=1.0)
     with pytest.raises(ValueError, match="not a datetime"):
-        UpdateItem(name="tv_min", date=datetime(2026, 3, 9, 12), value=1)  # type: ignore[arg-type]
+        UpdateItem(name="tv_min", date=datetime(2026, 3, 9, 12), value=1)
 
 
 def _raw(api_url: str, token: str, path: str, body: object) -> httpx.Response:
