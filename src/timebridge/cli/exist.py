@@ -44,11 +44,14 @@ from timebridge.exist import (
     new_state,
 )
 from timebridge.exist._api import MAX_VALUES_PER_PAGE
+from timebridge.retry import RetryPolicy
 
 T = TypeVar("T")
 
 #: The CLI's notion of "now"; tests replace it to agree with a simulator's fake clock.
 CLOCK: Clock = SystemClock()
+#: How hard to retry; tests replace it with `RetryPolicy.testing()` so failures come at once.
+RETRY: RetryPolicy = RetryPolicy()
 SECTION = "exist"
 
 exist_app = typer.Typer(
@@ -196,6 +199,7 @@ def _open_client(settings: _Settings, *, app: OAuthApp | None = None) -> ExistCl
         base_url=settings.base_url,
         oauth_base_url=settings.oauth_base_url,
         clock=CLOCK,
+        retry=RETRY,
     )
 
 
@@ -290,7 +294,11 @@ def _oauth_login(
         query = _wait_for_callback(server, timeout)
     callback = Callback.parse(query, expected_state=state)
     with ExistClient(
-        app=app, base_url=settings.base_url, oauth_base_url=settings.oauth_base_url, clock=CLOCK
+        app=app,
+        base_url=settings.base_url,
+        oauth_base_url=settings.oauth_base_url,
+        clock=CLOCK,
+        retry=RETRY,
     ) as client:
         return client.exchange_code(callback.code, redirect_uri)
 
@@ -338,7 +346,11 @@ def login(
             tokens = ExistTokens.personal(raw)
             fields = {**_token_fields(tokens), "client_id": "", "client_secret": ""}
         with ExistClient(
-            tokens, base_url=settings.base_url, oauth_base_url=settings.oauth_base_url, clock=CLOCK
+            tokens,
+            base_url=settings.base_url,
+            oauth_base_url=settings.oauth_base_url,
+            clock=CLOCK,
+            retry=RETRY,
         ) as client:
             profile = client.profile()
     fields["base_url"] = settings.base_url if settings.base_url != DEFAULT_BASE_URL else ""

@@ -20,6 +20,7 @@ from timebridge.clock import Clock
 from timebridge.exist.models import AttributeValue, ValueType
 from timebridge.fakes.exist.catalogue import (
     GROUPS,
+    LOW_PRIORITY,
     SCOPES,
     TEMPLATES,
     VALUE_TYPE_DESCRIPTIONS,
@@ -375,7 +376,11 @@ class ExistWorld:
         while name in user.attributes or name in TEMPLATES:
             name = f"{base}_{suffix}"
             suffix += 1
-        priority = 1 + sum(1 for a in user.attributes.values() if a.group == group)
+        # [guess] custom attributes go after the group's others but never become "low priority"
+        # (hidden by default): that is for a few obscure templates.
+        priority = min(
+            LOW_PRIORITY, 1 + sum(1 for a in user.attributes.values() if a.group == group)
+        )
         attribute = SimAttribute(
             name=name,
             label=label,
