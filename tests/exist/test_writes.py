@@ -158,11 +158,14 @@ def test_the_simulator_validates_items_like_exist(
     ]
 
 
-def test_more_than_35_items_is_a_400(owned: ExistClient, api_url: str, personal_token: str) -> None:
+def test_more_than_35_items_is_a_400(
+    owned: ExistClient, api_url: str, personal_token: str, exist_sim: ExistSimulator
+) -> None:
     body = [{"name": "tv_min", "date": "2026-03-09", "value": 1}] * 36
     answer = _raw(api_url, personal_token, "attributes/update/", body)
     assert answer.status_code == 400
     assert "35" in answer.json()["detail"]
+    assert [(r.items, r.status) for r in exist_sim.requests_to("attributes/update/")] == [(36, 400)]
 
 
 def test_values_read_back_every_day_newest_first_with_nulls(

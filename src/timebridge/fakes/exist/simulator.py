@@ -368,10 +368,8 @@ class ExistSimulator:
                         f"Request was throttled. Expected available in {wait} seconds.",
                         {"Retry-After": str(wait)},
                     )
-            items: int | None = None
             try:
                 response = await handler(request, token)
-                items = getattr(request.state, "items", None)
             except ApiError as exc:
                 response = _detail(exc.status, exc.detail)
             self._record(
@@ -379,7 +377,7 @@ class ExistSimulator:
                 response.status_code,
                 username=token.username,
                 client_id=token.client_id,
-                items=items,
+                items=getattr(request.state, "items", None),
             )
             return response
 
