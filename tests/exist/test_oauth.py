@@ -154,6 +154,7 @@ def test_a_401_refreshes_once_and_hands_the_new_pair_to_on_tokens(
         assert client.profile().username == "alice"
         assert len(saved) == 1
         assert client.tokens == saved[0]
+        assert client.requests_sent == 3
     assert [(r.path, r.status) for r in exist_sim.requests] == [
         ("/api/2/accounts/profile/", 401),
         ("/oauth2/access_token", 200),

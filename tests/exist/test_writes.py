@@ -78,8 +78,10 @@ def test_eighty_items_go_as_three_batches_and_merge_into_one_result(
 ) -> None:
     items = [UpdateItem(name="tv_min", date=DAY - timedelta(days=n), value=n) for n in range(80)]
     exist_sim.clear_requests()
+    sent_before = owned.requests_sent
     result = owned.update(items)
     assert result.ok
+    assert owned.requests_sent - sent_before == 3
     assert [s.item for s in result.succeeded] == items
     batches = exist_sim.requests_to("attributes/update/")
     assert [(r.items, r.status) for r in batches] == [(35, 200), (35, 200), (10, 200)]

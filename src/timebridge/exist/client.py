@@ -179,8 +179,14 @@ class AsyncExistClient:
         )
         self._on_tokens = on_tokens
         self._refreshing = asyncio.Lock()
+        self._sent = 0
+
+        async def count(request: httpx.Request) -> None:
+            self._sent += 1
+
         http = httpx.AsyncClient(
             transport=transport,
+            event_hooks={"request": [count]},
             auth=_BearerAuth(self._credentials),
             base_url=_with_slash(base_url),
             timeout=httpx.Timeout(timeout),
@@ -197,6 +203,11 @@ class AsyncExistClient:
     def tokens(self) -> ExistTokens | None:
         """The pair in use now (after any refresh)."""
         return self._credentials.tokens
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far (retries and token refreshes included), for run reports."""
+        return self._sent
 
     async def aclose(self) -> None:
         await self._driver.http.aclose()
@@ -425,8 +436,14 @@ class ExistClient:
         )
         self._on_tokens = on_tokens
         self._refreshing = threading.Lock()
+        self._sent = 0
+
+        def count(request: httpx.Request) -> None:
+            self._sent += 1
+
         http = httpx.Client(
             transport=transport,
+            event_hooks={"request": [count]},
             auth=_BearerAuth(self._credentials),
             base_url=_with_slash(base_url),
             timeout=httpx.Timeout(timeout),
@@ -442,6 +459,11 @@ class ExistClient:
     @property
     def tokens(self) -> ExistTokens | None:
         return self._credentials.tokens
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far (retries and token refreshes included)."""
+        return self._sent
 
     def close(self) -> None:
         self._driver.http.close()
