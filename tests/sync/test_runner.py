@@ -216,6 +216,21 @@ async def test_n_changed_values_take_ceil_n_over_35_exist_writes(
     alice.assert_exist_matches_truth()
 
 
+async def test_dry_run_plans_without_writing(
+    accounts: AccountFactory, exist_sim: ExistSimulator
+) -> None:
+    alice = await accounts.make()
+    await alice.map_projects()
+    alice.track("Email", local(BERLIN, days_ago(alice, 1), 9), minutes=15)
+    exist_sim.clear_requests()
+
+    plan = await alice.runner().plan()
+
+    assert plan.writes == (ValueWrite("neutral_min", days_ago(alice, 1), 15),)
+    assert exist_sim.requests_to(UPDATE) == []
+    assert alice.ledger_rows() == {}
+
+
 async def test_entries_of_the_last_fetch_are_kept_without_descriptions(
     accounts: AccountFactory,
 ) -> None:
@@ -520,6 +535,28 @@ async def test_ownership_that_cannot_be_regained_is_left_for_the_next_run(
     assert [(f.attribute, f.error_code) for f in report.failures] == [("tv_min", "unauthorised")]
     assert ("tv_min", days_ago(alice, 1)) not in alice.ledger_rows()
     assert alice.stored("productive_min")[days_ago(alice, 1)] == 30
+
+
+async def test_attribute_deleted_in_exist_is_created_again(
+    accounts: AccountFactory, exist_sim: ExistSimulator
+) -> None:
+    alice = await accounts.make()
+    await alice.map_projects()
+    alice.track("Series", local(BERLIN, days_ago(alice, 1), 20), minutes=42)
+    await alice.run()
+    with exist_sim.world.lock:  # the user deleted the attribute on exist.io
+        del exist_sim.world.user(alice.exist_username).attributes["tv_min"]
+    alice.track("Series", local(BERLIN, days_ago(alice, 2), 20), minutes=12)
+
+    report = await alice.run()
+
+    assert report.outcome is RunOutcome.SUCCEEDED
+    assert report.written == (ValueWrite("tv_min", days_ago(alice, 2), 12),)
+    assert alice.owner("tv_min") == "timebridge"
+    # Its history went with it, and so did the ledger's memory of it: the next run refills it.
+    refill = await alice.run()
+    assert refill.written == (ValueWrite("tv_min", days_ago(alice, 1), 42),)
+    alice.assert_exist_matches_truth()
 
 
 # --- Zero Out, Repair, unmapping ----------------------------------------------------------------

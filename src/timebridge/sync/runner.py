@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 #: The time zone read from Exist's profile is trusted for this long before it is read again.
 ZONE_REFRESH_INTERVAL = timedelta(days=1)
+#: Exist's per-item code for an attribute the user does not have (the simulator's; [guess]).
+ERROR_NOT_FOUND = "not_found"
+#: Write refusals that one re-acquire can cure: not our attribute, or no attribute at all
+#: (acquiring a template creates it).
+_REACQUIRE_CODES = frozenset({ERROR_UNAUTHORISED, ERROR_NOT_FOUND})
 #: When Toggl's 402 does not say when the quota frees up, its window is an hour.
 DEFAULT_QUOTA_RESET = timedelta(hours=1)
 
@@ -162,7 +167,7 @@ class _Run:
 
 
 class _RequestCounter:
-    """An httpx request hook counting every request sent (retries and refreshes included)."""
+    """An httpx request hook counting every request sent (retries included)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -172,19 +177,19 @@ class _RequestCounter:
 
 
 @contextmanager
-def _counting(http: httpx.AsyncClient) -> Iterator[_RequestCounter]:
+def _counting_toggl(client: AsyncTogglClient) -> Iterator[_RequestCounter]:
+    """Count the Toggl requests of one run.
+
+    The Toggl client has no public counter yet (the Exist client's is `requests_sent`), so a
+    hook goes on its httpx client for the run's duration.
+    """
     counter = _RequestCounter()
-    hooks = http.event_hooks
+    hooks = client._driver.http.event_hooks
     hooks["request"].append(counter)
     try:
         yield counter
     finally:
         hooks["request"].remove(counter)
-
-
-def _http_of(client: AsyncTogglClient | AsyncExistClient) -> httpx.AsyncClient:
-    # The clients expose no request hook of their own; the run report needs exact counts.
-    return client._driver.http
 
 
 def _chunks(writes: Sequence[ValueWrite], size: int = BATCH_SIZE) -> Iterator[Sequence[ValueWrite]]:
@@ -251,10 +256,8 @@ class SyncRunner:
         clock = self._settings.clock
         run = _Run(kind=kind, started_at=clock.now())
         began = time.perf_counter()
-        with (
-            _counting(_http_of(self._settings.toggl)) as toggl_counter,
-            _counting(_http_of(self._settings.exist)) as exist_counter,
-        ):
+        exist_sent_before = self._settings.exist.requests_sent
+        with _counting_toggl(self._settings.toggl) as toggl_counter:
             outcome = await self._outcome_of(run, body)
         report = RunReport(
             user_id=self._user,
@@ -264,7 +267,7 @@ class SyncRunner:
             finished_at=clock.now(),
             duration=timedelta(seconds=time.perf_counter() - began),
             toggl_requests=toggl_counter.count,
-            exist_requests=exist_counter.count,
+            exist_requests=self._settings.exist.requests_sent - exist_sent_before,
             written=tuple(run.written),
             failures=tuple(run.failures),
             repaired=tuple(run.repaired),
@@ -383,9 +386,10 @@ class SyncRunner:
         except exist_errors.AuthenticationError:
             raise
         except (exist_errors.ExistError, ZoneInfoNotFoundError, ValueError) as exc:
-            logger.warning("could not read the zone from Exist", extra={"user_id": self._user})
-            if run is not None:
-                run.failures.append(RunFailure("exist", f"could not read the time zone: {exc}"))
+            # Not a failure of the run: a known zone (or Toggl's) serves until the next read.
+            logger.warning(
+                "could not read the time zone from Exist: %s", exc, extra={"user_id": self._user}
+            )
             if self._exist_zone is not None:
                 return self._exist_zone
             me = await self._settings.toggl.me()
@@ -464,25 +468,34 @@ class SyncRunner:
     ) -> None:
         """Send `writes` batch by batch, committing each batch's accepted items as it comes.
 
-        Items refused for ownership are retried once, after one re-acquire, at the end.
+        Items refused because the attribute is not ours (or no longer exists) are retried once,
+        after one re-acquire, at the end. A retired attribute the user deleted in Exist has
+        nothing left to bring down, so it is not re-created.
         """
-        refused = await self._write_batches(run, writes, ledger, retry_ownership=True)
+        refused = await self._write_batches(run, writes, ledger, set_aside=_REACQUIRE_CODES)
         if not refused:
             return
-        owned = await reacquire(self._settings.exist, {write.attribute for write in refused})
-        retry = [write for write in refused if write.attribute in owned]
+        mapped = set(self._settings.mapping.values())
+        missing = {write.attribute for write, code in refused if code == ERROR_NOT_FOUND}
+        gone = missing - mapped
+        # Rows about an attribute that no longer exists describe nothing in Exist: forgotten,
+        # a retired one stops needing zeros and a re-created one gets every day again next run.
+        await self._forget_attributes(missing, ledger)
+        wanted = [(write, code) for write, code in refused if write.attribute not in gone]
+        owned = await reacquire(self._settings.exist, {write.attribute for write, _ in wanted})
         run.failures.extend(
             RunFailure(
                 "exist",
-                f"{write.attribute} belongs to another service and could not be taken back",
+                f"{write.attribute} is not ours in Exist and could not be acquired again",
                 attribute=write.attribute,
                 date=write.date,
-                error_code=ERROR_UNAUTHORISED,
+                error_code=code,
             )
-            for write in refused
+            for write, code in wanted
             if write.attribute not in owned
         )
-        await self._write_batches(run, retry, ledger, retry_ownership=False)
+        retry = [write for write, _ in wanted if write.attribute in owned]
+        await self._write_batches(run, retry, ledger, set_aside=frozenset())
 
     async def _write_batches(
         self,
@@ -490,11 +503,11 @@ class SyncRunner:
         writes: Sequence[ValueWrite],
         ledger: dict[AttributeDate, int],
         *,
-        retry_ownership: bool,
-    ) -> list[ValueWrite]:
-        """Write in batches; returns the items refused for ownership when asked to set them
-        aside, and records every other refusal as a failure."""
-        set_aside: list[ValueWrite] = []
+        set_aside: frozenset[str],
+    ) -> list[tuple[ValueWrite, str]]:
+        """Write in batches; returns the items refused with a code in `set_aside` (with the
+        code), and records every other refusal as a failure."""
+        kept: list[tuple[ValueWrite, str]] = []
         for batch in _chunks(writes):
             by_key = {(write.attribute, write.date): write for write in batch}
             result = await self._settings.exist.update(
@@ -508,8 +521,8 @@ class SyncRunner:
             run.written.extend(accepted)
             for failure in result.failed:
                 write = by_key[(failure.item.name, failure.item.date)]
-                if retry_ownership and failure.error_code == ERROR_UNAUTHORISED:
-                    set_aside.append(write)
+                if failure.error_code in set_aside:
+                    kept.append((write, failure.error_code))
                     continue
                 run.failures.append(
                     RunFailure(
@@ -520,7 +533,17 @@ class SyncRunner:
                         error_code=failure.error_code,
                     )
                 )
-        return set_aside
+        return kept
+
+    async def _forget_attributes(
+        self, attributes: set[str], ledger: dict[AttributeDate, int]
+    ) -> None:
+        if not attributes:
+            return
+        keys = [key for key in ledger if key[0] in attributes]
+        await self._ledger.forget(self._user, keys)
+        for key in keys:
+            del ledger[key]
 
     async def _release_retired(
         self, run: _Run, plan: SyncPlan, ledger: dict[AttributeDate, int]
