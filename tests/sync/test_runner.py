@@ -157,6 +157,40 @@ async def test_days_follow_the_zone_of_the_exist_profile(accounts: AccountFactor
     alice.assert_exist_matches_truth()
 
 
+async def test_the_users_own_zone_wins_and_needs_no_profile_read(
+    accounts: AccountFactory, exist_sim: ExistSimulator
+) -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    alice = await accounts.make()
+    alice.zone_override = tokyo
+    await alice.map_projects()
+    alice.track("Deep work", local(tokyo, days_ago(alice, 1), 23, 45), minutes=30)
+    exist_sim.clear_requests()
+
+    report = await alice.run()
+
+    assert report.zone == "Asia/Tokyo"
+    assert exist_sim.requests_to("accounts/profile/") == []
+    assert set(report.written) == {
+        ValueWrite("productive_min", days_ago(alice, 1), 15),
+        ValueWrite("productive_min", days_ago(alice, 0), 15),
+    }
+    alice.assert_exist_matches_truth()
+
+
+async def test_an_unreadable_exist_profile_falls_back_to_the_toggl_zone(
+    accounts: AccountFactory, exist_sim: ExistSimulator
+) -> None:
+    alice = await accounts.make(timezone="Europe/Berlin", toggl_timezone="Asia/Tokyo")
+    await alice.map_projects()
+    exist_sim.faults.add(path="/api/2/accounts/profile/", status=503, times=3)
+
+    report = await alice.run()
+
+    assert report.outcome is RunOutcome.SUCCEEDED
+    assert (report.zone, report.zone_checked_at) == ("Asia/Tokyo", None)
+
+
 async def test_steady_state_run_makes_one_toggl_request_and_no_exist_request(
     accounts: AccountFactory, toggl_sim: TogglSimulator, exist_sim: ExistSimulator
 ) -> None:

@@ -299,7 +299,12 @@ class SyncRunner:
             except toggl_errors.AuthenticationError as refused:
                 await self._confirm_revocation(run, refused)
         except _Disconnected:
-            await self._disconnect(run)
+            try:
+                await self._disconnect(run)
+            except Exception as exc:
+                # The caller deletes the user's data on DISCONNECTED anyway; say what was left.
+                logger.exception("cleaning up a disconnect failed", extra={"user_id": self._user})
+                run.failures.append(RunFailure("timebridge", f"{type(exc).__name__}: {exc}"))
             return RunOutcome.DISCONNECTED
         except _NotConfirmed:
             return RunOutcome.FAILED
