@@ -25,6 +25,7 @@ from timebridge.exist import ValueType
 from timebridge.fakes.exist import ExistSimulator
 from timebridge.fakes.toggl import TogglSimulator
 from timebridge.fakes.toggl.state import USER_QUOTA
+from timebridge.sync.attributes import other_owners
 from timebridge.sync.ledger import InMemoryLedgerStore, KeptEntry, UserId
 from timebridge.sync.planner import ValueWrite
 from timebridge.sync.runner import RunKind, RunOutcome
@@ -715,6 +716,19 @@ async def test_mapping_an_attribute_we_already_own_is_fine(accounts: AccountFact
 
     assert change.claims.refused == {}
     assert set(change.mapping.values()) == {"productive_min", "neutral_min"}
+
+
+async def test_the_mapping_page_can_tell_who_owns_an_attribute_before_taking_it(
+    accounts: AccountFactory, exist_sim: ExistSimulator
+) -> None:
+    alice = await accounts.make()
+    exist_sim.add_service("rescuetime", "RescueTime")
+    exist_sim.add_attribute(alice.exist_username, template="productive_min", owner="rescuetime")
+    await alice.map_projects("Games")
+
+    owners = await other_owners(alice.exist, ["productive_min", "gaming_min", "tv_min"])
+
+    assert owners == {"productive_min": "RescueTime"}
 
 
 # --- isolation ---------------------------------------------------------------------------------

@@ -88,6 +88,21 @@ async def owned_names(exist: AsyncExistClient) -> dict[str, Attribute]:
     return {attribute.name: attribute for attribute in await exist.all_owned_attributes()}
 
 
+async def other_owners(exist: AsyncExistClient, attributes: Iterable[str]) -> dict[str, str]:
+    """Which of `attributes` another service (say RescueTime) owns now, with its label, so the
+    mapping page can say so before saving takes them over."""
+    wanted = sorted(set(attributes))
+    if not wanted:
+        return {}
+    found = await exist.all_attributes(names=wanted, include_inactive=True)
+    ours = await owned_names(exist)
+    return {
+        attribute.name: attribute.service.label or attribute.service.name
+        for attribute in found
+        if attribute.service is not None and attribute.name not in ours
+    }
+
+
 async def acquire_attributes(exist: AsyncExistClient, attributes: Iterable[str]) -> AttributeClaims:
     """Own every attribute in `attributes` (template names, or names of custom attributes).
 
