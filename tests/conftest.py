@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -10,6 +11,10 @@ import pytest
 from timebridge.clock import FakeClock
 from timebridge.fakes import RunningServer, serve_in_thread
 from timebridge.fakes.toggl import SimUser, TogglSimulator
+
+# Rich sizes its consoles once, when the CLI is imported: make tables wide enough that tests
+# reading them never see a label wrapped across lines.
+os.environ["COLUMNS"] = "200"
 
 #: A fixed "now" for tests: a Tuesday, well clear of DST changes.
 TEST_NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -150,9 +150,9 @@ class TogglSimulator:
             day = today - timedelta(days=day_offset)
             for slot, project in enumerate(projects):
                 start = datetime.combine(day, time(8 + 2 * slot), ZoneInfo(user.timezone))
-                if start >= self.clock.now():
-                    continue
                 minutes = 20 + (day_offset * 7 + slot * 11) % 70
+                if start + timedelta(minutes=minutes) > self.clock.now():
+                    continue
                 self.add_time_entry(
                     user,
                     start=start,
