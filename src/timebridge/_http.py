@@ -98,6 +98,8 @@ class _Driver:
         self._errors = errors
         self._policy = policy
         self._on_response = on_response
+        #: HTTP requests sent so far, retries included: what a run spends of the API's quota.
+        self.requests_sent = 0
 
     def _judge(
         self, request: ApiRequest, attempt: int, outcome: httpx.Response | httpx.TransportError
@@ -153,6 +155,7 @@ class AsyncDriver(_Driver):
         while True:
             attempt += 1
             outcome: httpx.Response | httpx.TransportError
+            self.requests_sent += 1
             try:
                 outcome = await self.http.send(_build(self.http, request))
                 await outcome.aread()
@@ -191,6 +194,7 @@ class SyncDriver(_Driver):
         while True:
             attempt += 1
             outcome: httpx.Response | httpx.TransportError
+            self.requests_sent += 1
             try:
                 outcome = self.http.send(_build(self.http, request))
                 outcome.read()

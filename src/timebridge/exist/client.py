@@ -179,14 +179,8 @@ class AsyncExistClient:
         )
         self._on_tokens = on_tokens
         self._refreshing = asyncio.Lock()
-        self._sent = 0
-
-        async def count(request: httpx.Request) -> None:
-            self._sent += 1
-
         http = httpx.AsyncClient(
             transport=transport,
-            event_hooks={"request": [count]},
             auth=_BearerAuth(self._credentials),
             base_url=_with_slash(base_url),
             timeout=httpx.Timeout(timeout),
@@ -207,7 +201,7 @@ class AsyncExistClient:
     @property
     def requests_sent(self) -> int:
         """HTTP requests sent so far (retries and token refreshes included), for run reports."""
-        return self._sent
+        return self._driver.requests_sent
 
     async def aclose(self) -> None:
         await self._driver.http.aclose()
@@ -436,14 +430,8 @@ class ExistClient:
         )
         self._on_tokens = on_tokens
         self._refreshing = threading.Lock()
-        self._sent = 0
-
-        def count(request: httpx.Request) -> None:
-            self._sent += 1
-
         http = httpx.Client(
             transport=transport,
-            event_hooks={"request": [count]},
             auth=_BearerAuth(self._credentials),
             base_url=_with_slash(base_url),
             timeout=httpx.Timeout(timeout),
@@ -463,7 +451,7 @@ class ExistClient:
     @property
     def requests_sent(self) -> int:
         """HTTP requests sent so far (retries and token refreshes included)."""
-        return self._sent
+        return self._driver.requests_sent
 
     def close(self) -> None:
         self._driver.http.close()

@@ -18,13 +18,10 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import httpx
 
 from timebridge.clock import Clock
 from timebridge.exist import BATCH_SIZE, ERROR_UNAUTHORISED, AsyncExistClient, UpdateItem
@@ -166,32 +163,6 @@ class _Run:
     zone_checked_at: datetime | None = None
 
 
-class _RequestCounter:
-    """An httpx request hook counting every request sent (retries included)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def __call__(self, request: httpx.Request) -> None:
-        self.count += 1
-
-
-@contextmanager
-def _counting_toggl(client: AsyncTogglClient) -> Iterator[_RequestCounter]:
-    """Count the Toggl requests of one run.
-
-    The Toggl client has no public counter yet (the Exist client's is `requests_sent`), so a
-    hook goes on its httpx client for the run's duration.
-    """
-    counter = _RequestCounter()
-    hooks = client._driver.http.event_hooks
-    hooks["request"].append(counter)
-    try:
-        yield counter
-    finally:
-        hooks["request"].remove(counter)
-
-
 def _chunks(writes: Sequence[ValueWrite], size: int = BATCH_SIZE) -> Iterator[Sequence[ValueWrite]]:
     for offset in range(0, len(writes), size):
         yield writes[offset : offset + size]
@@ -257,8 +228,8 @@ class SyncRunner:
         run = _Run(kind=kind, started_at=clock.now())
         began = time.perf_counter()
         exist_sent_before = self._settings.exist.requests_sent
-        with _counting_toggl(self._settings.toggl) as toggl_counter:
-            outcome = await self._outcome_of(run, body)
+        toggl_sent_before = self._settings.toggl.requests_sent
+        outcome = await self._outcome_of(run, body)
         report = RunReport(
             user_id=self._user,
             kind=kind,
@@ -266,7 +237,7 @@ class SyncRunner:
             started_at=run.started_at,
             finished_at=clock.now(),
             duration=timedelta(seconds=time.perf_counter() - began),
-            toggl_requests=toggl_counter.count,
+            toggl_requests=self._settings.toggl.requests_sent - toggl_sent_before,
             exist_requests=self._settings.exist.requests_sent - exist_sent_before,
             written=tuple(run.written),
             failures=tuple(run.failures),

@@ -146,6 +146,11 @@ class AsyncTogglClient:
         """The last seen X-Toggl-Quota-Remaining / X-Toggl-Quota-Resets-In, if any."""
         return self._quota.last
 
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far, retries included (each one spends Toggl quota)."""
+        return self._driver.requests_sent
+
     async def aclose(self) -> None:
         await self._driver.http.aclose()
 
@@ -356,6 +361,11 @@ class TogglClient:
     def quota(self) -> QuotaSnapshot | None:
         """The last seen X-Toggl-Quota-Remaining / X-Toggl-Quota-Resets-In, if any."""
         return self._quota.last
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far, retries included (each one spends Toggl quota)."""
+        return self._driver.requests_sent
 
     def close(self) -> None:
         self._driver.http.close()
