@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
-from timebridge.errors import UpstreamError
+from timebridge.errors import UpstreamError, header_seconds, transport_retry_reason
 from timebridge.retry import RetryReason
 
 #: OAuth2 error codes (RFC 6749, 5.2) meaning the grant or the client credentials are dead.
@@ -54,16 +54,6 @@ class TransportError(ExistError):
     def __init__(self, message: str, *, reason: RetryReason) -> None:
         super().__init__(message)
         self.retry_reason = reason
-
-
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
 
 
 def _message(response: httpx.Response) -> str:
@@ -115,7 +105,7 @@ def error_for_response(response: httpx.Response) -> ExistError | None:
         return RateLimited(
             f"rate limited ({message})",
             status_code=status,
-            retry_after=_seconds(response.headers.get("Retry-After")),
+            retry_after=header_seconds(response.headers.get("Retry-After")),
         )
     if status >= 500:
         return ServerError(message, status_code=status)
@@ -124,10 +114,7 @@ def error_for_response(response: httpx.Response) -> ExistError | None:
 
 def error_for_transport(error: httpx.TransportError) -> ExistError:
     """The exception for a request that got no usable response."""
-    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-        reason = RetryReason.CONNECT_FAILED
-    else:
-        reason = RetryReason.NO_ANSWER
+    reason = transport_retry_reason(error)
     kind = type(error).__name__
     return TransportError(f"no answer from Exist ({kind}: {error})", reason=reason)
 

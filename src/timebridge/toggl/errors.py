@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from timebridge.errors import UpstreamError
+from timebridge.errors import UpstreamError, header_seconds, transport_retry_reason
 from timebridge.retry import RetryReason
 
 QUOTA_REMAINING_HEADER = "X-Toggl-Quota-Remaining"
@@ -60,16 +60,6 @@ class TransportError(TogglError):
         self.retry_reason = reason
 
 
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
 def _message(response: httpx.Response) -> str:
     """Toggl's error bodies are plain text or a JSON string; keep them short and single-line."""
     text = response.text.strip()
@@ -90,7 +80,7 @@ def error_for_response(response: httpx.Response) -> TogglError | None:
     if status in (401, 403):
         return AuthenticationError(message, status_code=status)
     if status == 402:
-        resets_in = _seconds(response.headers.get(QUOTA_RESETS_IN_HEADER))
+        resets_in = header_seconds(response.headers.get(QUOTA_RESETS_IN_HEADER))
         return QuotaExceeded(
             f"hourly API quota exhausted ({message})", status_code=status, resets_in=resets_in
         )
@@ -98,7 +88,9 @@ def error_for_response(response: httpx.Response) -> TogglError | None:
         return NotFound(message, status_code=status)
     if status == 429:
         return RateLimited(
-            message, status_code=status, retry_after=_seconds(response.headers.get("Retry-After"))
+            message,
+            status_code=status,
+            retry_after=header_seconds(response.headers.get("Retry-After")),
         )
     if status >= 500:
         return ServerError(message, status_code=status)
@@ -107,10 +99,7 @@ def error_for_response(response: httpx.Response) -> TogglError | None:
 
 def error_for_transport(error: httpx.TransportError) -> TogglError:
     """The exception for a request that got no usable response."""
-    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-        reason = RetryReason.CONNECT_FAILED
-    else:
-        reason = RetryReason.NO_ANSWER
+    reason = transport_retry_reason(error)
     kind = type(error).__name__
     return TransportError(f"no answer from Toggl Track ({kind}: {error})", reason=reason)
 
