@@ -1,0 +1,1 @@
+"""Baselines the benchmarks measure Timebridge against, in the same run."""
