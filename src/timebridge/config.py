@@ -1,0 +1,97 @@
+"""Settings of the service, from `TIMEBRIDGE_*` environment variables.
+
+One install serves one person with no setup at all (a SQLite file and a generated key in the
+user's data directory) and, with `TIMEBRIDGE_DATABASE_URL` pointing at PostgreSQL and
+`TIMEBRIDGE_SECRET_KEYS` set, many users across machines. Everything here has a default that
+makes the first case work; the second is a matter of setting two variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+APP_NAME = "timebridge"
+#: The file, in the data directory, that holds the generated secret keys of the embedded default.
+KEY_FILE_NAME = "secret-keys"
+#: The SQLite file of the embedded default, in the data directory.
+DATABASE_FILE_NAME = "timebridge.db"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded default keeps its database and key file (per user, per platform)."""
+    return platformdirs.user_data_path(APP_NAME)
+
+
+def sqlite_url(path: Path) -> str:
+    """The async SQLAlchemy URL of a SQLite file."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+class Settings(BaseSettings):
+    """What the service needs to start; later issues add fields of their own."""
+
+    model_config = SettingsConfigDict(env_prefix="TIMEBRIDGE_", extra="ignore")
+
+    #: Holds the embedded default's SQLite file and generated key file.
+    data_dir: Path = Field(default_factory=default_data_dir)
+    #: SQLAlchemy URL; empty means the SQLite file in `data_dir`. `postgresql://…` URLs are
+    #: served by psycopg 3. Kept out of reprs: it may carry a database password.
+    database_url: str = Field(default="", repr=False)
+    #: Fernet keys, comma-separated; the first encrypts, all decrypt (so keys can be rotated).
+    #: Unset: the key file in `data_dir`, generated on first start of the embedded default.
+    secret_keys: SecretStr | None = None
+    #: When syncs run (cron, in UTC); hourly at :40 by default.
+    sync_cron: str = "40 * * * *"
+    #: Whether starting the service applies pending migrations. Unset: yes for SQLite (nobody
+    #: else will), no for PostgreSQL, where `timebridge db upgrade` runs once per deploy rather
+    #: than every worker racing to migrate.
+    auto_migrate: bool | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("sync_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        # The scheduler parses it fully; here only the shape, so a typo fails at start-up.
+        if len(value.split()) != 5:
+            raise ValueError(f"a cron expression has five fields: {value!r}")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url.strip():
+            self.database_url = sqlite_url(self.data_dir / DATABASE_FILE_NAME)
+        else:
+            try:
+                make_url(self.database_url)
+            except ArgumentError:
+                # The URL itself stays out of the message: it may hold a password.
+                raise ValueError("TIMEBRIDGE_DATABASE_URL is not a database URL") from None
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded default (or any SQLite file)."""
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / KEY_FILE_NAME
+
+    @property
+    def display_database_url(self) -> str:
+        """The database URL with any password masked, for logs and CLI output."""
+        return make_url(self.database_url).render_as_string(hide_password=True)

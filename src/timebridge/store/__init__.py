@@ -1,0 +1,91 @@
+"""The store: accounts, connections, mappings, attribute claims, the ledger and run records in
+SQLite (the embedded default) or PostgreSQL, with secrets encrypted at rest.
+
+    async with await open_store() as store:
+        account = await store.accounts.create("ada@example.com")
+        connection = await store.toggl_connections.create(account.id, "toggl-api-token")
+        runner = SyncRunner(settings, store.ledger)
+
+Import from here; the modules behind it are free to move.
+"""
+
+from timebridge.store._store import Store, open_store
+from timebridge.store.crypto import SecretBox, new_key
+from timebridge.store.database import Database, create_engine
+from timebridge.store.errors import (
+    AccountNotFound,
+    AttributeClaimed,
+    AttributeStillMapped,
+    ConnectionNotFound,
+    ConnectionPending,
+    DuplicateAccount,
+    InvalidMapping,
+    NotFound,
+    SecretKeyError,
+    StoreError,
+    UndecryptableSecret,
+)
+from timebridge.store.ledger import PurgeCounts, SqlLedgerStore
+from timebridge.store.migrations import current_revision, head_revision, upgrade
+from timebridge.store.models import ConnectionStatus, Integration
+from timebridge.store.repositories import (
+    Account,
+    AccountRepository,
+    ClaimRepository,
+    DisconnectReport,
+    ExistConnection,
+    ExistConnectionRepository,
+    MappingRepository,
+    ProjectMapping,
+    RunSummary,
+    SyncRun,
+    SyncRunRepository,
+    TogglConnection,
+    TogglConnectionRepository,
+    disconnect_toggl,
+)
+from timebridge.store.rotation import RotationReport, count_stale_secrets, rotate_secrets
+
+__all__ = [
+    "Account",
+    "AccountNotFound",
+    "AccountRepository",
+    "AttributeClaimed",
+    "AttributeStillMapped",
+    "ClaimRepository",
+    "ConnectionNotFound",
+    "ConnectionPending",
+    "ConnectionStatus",
+    "Database",
+    "DisconnectReport",
+    "DuplicateAccount",
+    "ExistConnection",
+    "ExistConnectionRepository",
+    "Integration",
+    "InvalidMapping",
+    "MappingRepository",
+    "NotFound",
+    "ProjectMapping",
+    "PurgeCounts",
+    "RotationReport",
+    "RunSummary",
+    "SecretBox",
+    "SecretKeyError",
+    "SqlLedgerStore",
+    "Store",
+    "StoreError",
+    "SyncRun",
+    "SyncRunRepository",
+    "TogglConnection",
+    "TogglConnectionRepository",
+    "UndecryptableSecret",
+    "count_stale_secrets",
+    "create_engine",
+    "current_revision",
+    "disconnect_toggl",
+    "head_revision",
+    "new_key",
+    "open_store",
+    "rotate_secrets",
+    "upgrade",
+]

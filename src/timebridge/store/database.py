@@ -1,0 +1,108 @@
+"""The async engine and sessions, for SQLite (aiosqlite) and PostgreSQL (psycopg 3).
+
+SQLite needs three things to behave like a database the bridge can trust:
+- `foreign_keys=ON`, or cascades and the claim/mapping keys are silently ignored;
+- WAL, so the web pages can read while a sync writes;
+- transactions we begin ourselves (`BEGIN IMMEDIATE`): Python's sqlite3 otherwise starts them
+  lazily at the first write, so a read-then-write could see a stale read, and a deferred
+  transaction that upgrades to a write lock fails at once instead of waiting its turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+#: How long a SQLite connection waits for another's write lock before giving up (ms).
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def async_url(database_url: str | URL) -> URL:
+    """The URL with an async driver: plain `postgresql://` and `sqlite://` URLs are accepted."""
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "postgresql" and url.get_driver_name() != "psycopg":
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite" and url.get_driver_name() != "aiosqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    elif backend not in ("postgresql", "sqlite"):
+        raise ValueError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
+    return url
+
+
+def create_engine(
+    database_url: str | URL, *, echo: bool = False, foreign_keys: bool = True
+) -> AsyncEngine:
+    """An async engine for `database_url`, with the SQLite settings above applied.
+
+    `foreign_keys=False` is for migrations only (see `timebridge.store.migrations`).
+    """
+    url = async_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=echo)
+        _configure_sqlite(engine, foreign_keys=foreign_keys)
+        return engine
+    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Hand transaction control to SQLAlchemy (see `_on_begin`).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (repositories return plain records)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class Database:
+    """One engine and its sessions; `transaction()` is the unit every repository call uses."""
+
+    def __init__(self, database_url: str | URL, *, echo: bool = False) -> None:
+        self.engine = create_engine(database_url, echo=echo)
+        self.sessions = session_factory(self.engine)
+
+    def __repr__(self) -> str:
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self.engine.dialect.name
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on exit, rolled back on any exception."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

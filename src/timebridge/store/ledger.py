@@ -1,0 +1,176 @@
+"""`SqlLedgerStore`: the runner's ledger and kept entries in the database.
+
+It implements `timebridge.sync.ledger.LedgerStore` call for call, each call one transaction:
+the values Exist accepted from one write batch are committed together or not at all, so the
+ledger never claims a value Exist did not confirm (DESIGN.md, "Write").
+
+`purge` is the store-wide clean-up of rows older than the 21 days the bridge keeps; the runner
+also forgets its own user's old dates every run, in the user's zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from timebridge.clock import Clock, SystemClock
+from timebridge.store._sql import rowcount, upsert
+from timebridge.store.database import Database
+from timebridge.store.models import Base, KeptEntryRow, LedgerRow
+from timebridge.sync.ledger import KeptEntry, UserId
+from timebridge.sync.planner import PURGE_AFTER_DAYS, AttributeDate, ValueWrite
+
+_LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
+_ENTRIES: Table = Base.metadata.tables[KeptEntryRow.__tablename__]
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """What one purge deleted."""
+
+    ledger_rows: int
+    entries: int
+
+
+def purge_cutoff(now: datetime, days: int = PURGE_AFTER_DAYS) -> date:
+    """The first date a store-wide purge keeps.
+
+    Ledger dates are the users' local dates, and a user's today may be a day behind UTC's: one
+    day of slack means no user loses a row the runner would still keep for them.
+    """
+    return now.astimezone(UTC).date() - timedelta(days=days + 1)
+
+
+async def delete_ledger(session: AsyncSession, user_id: UserId) -> int:
+    """Delete the user's whole ledger inside the caller's transaction."""
+    return rowcount(await session.execute(delete(LedgerRow).where(LedgerRow.account_id == user_id)))
+
+
+async def delete_entries(session: AsyncSession, user_id: UserId) -> int:
+    """Delete the user's kept entries inside the caller's transaction."""
+    return rowcount(
+        await session.execute(delete(KeptEntryRow).where(KeptEntryRow.account_id == user_id))
+    )
+
+
+class SqlLedgerStore:
+    """A `LedgerStore` in the database (SQLite or PostgreSQL).
+
+    The user id is the account id: writing for an account that does not exist fails on its
+    foreign key, and deleting an account deletes its ledger.
+    """
+
+    def __init__(self, database: Database, clock: Clock | None = None) -> None:
+        self._db = database
+        self._clock = clock or SystemClock()
+
+    def __repr__(self) -> str:
+        return f"SqlLedgerStore({self._db!r})"
+
+    async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
+        async with self._db.transaction() as session:
+            rows = await session.execute(
+                select(LedgerRow.attribute, LedgerRow.day, LedgerRow.value).where(
+                    LedgerRow.account_id == user_id
+                )
+            )
+            return {(attribute, day): value for attribute, day, value in rows}
+
+    async def record_accepted(self, user_id: UserId, accepted: Sequence[ValueWrite]) -> None:
+        # The last write of a key wins, as it would one by one; one statement cannot touch a
+        # row twice on PostgreSQL.
+        latest = {(write.attribute, write.date): write.value for write in accepted}
+        if not latest:
+            return
+        now = self._clock.now()
+        rows = [
+            {
+                "account_id": user_id,
+                "attribute": attribute,
+                "day": day,
+                "value": value,
+                "recorded_at": now,
+            }
+            for (attribute, day), value in latest.items()
+        ]
+        async with self._db.transaction() as session:
+            statement = upsert(
+                session, _LEDGER, ["account_id", "attribute", "day"], ["value", "recorded_at"]
+            )
+            await session.execute(statement, rows)
+
+    async def forget(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
+        params = [{"b_attribute": attribute, "b_day": day} for attribute, day in set(keys)]
+        if not params:
+            return
+        statement = _LEDGER.delete().where(
+            _LEDGER.c.account_id == user_id,
+            _LEDGER.c.attribute == bindparam("b_attribute"),
+            _LEDGER.c.day == bindparam("b_day"),
+        )
+        async with self._db.transaction() as session:
+            await session.execute(statement, params)
+
+    async def clear(self, user_id: UserId) -> None:
+        async with self._db.transaction() as session:
+            await delete_ledger(session, user_id)
+            await delete_entries(session, user_id)
+
+    async def replace_entries(self, user_id: UserId, entries: Sequence[KeptEntry]) -> None:
+        # An entry seen twice (adjacent fetch ranges can both return it) is kept once: the last
+        # sighting is the newest.
+        by_id = {entry.id: entry for entry in entries}
+        rows = [
+            {
+                "account_id": user_id,
+                "entry_id": entry.id,
+                "project_id": entry.project_id,
+                "start": entry.start,
+                "stop": entry.stop,
+                "updated_at": entry.updated_at,
+            }
+            for entry in by_id.values()
+        ]
+        async with self._db.transaction() as session:
+            await delete_entries(session, user_id)
+            if rows:
+                await session.execute(_ENTRIES.insert(), rows)
+
+    async def entries(self, user_id: UserId) -> list[KeptEntry]:
+        async with self._db.transaction() as session:
+            rows = await session.scalars(
+                select(KeptEntryRow)
+                .where(KeptEntryRow.account_id == user_id)
+                .order_by(KeptEntryRow.start, KeptEntryRow.entry_id)
+            )
+            return [
+                KeptEntry(
+                    id=row.entry_id,
+                    project_id=row.project_id,
+                    start=row.start,
+                    stop=row.stop,
+                    updated_at=row.updated_at,
+                )
+                for row in rows
+            ]
+
+    async def purge(self, before: date) -> PurgeCounts:
+        """Delete every user's ledger rows dated before `before`, and kept entries that started
+        before it (UTC midnight)."""
+        cutoff = datetime.combine(before, time(), tzinfo=UTC)
+        async with self._db.transaction() as session:
+            ledger_rows = rowcount(
+                await session.execute(delete(LedgerRow).where(LedgerRow.day < before))
+            )
+            entries = rowcount(
+                await session.execute(delete(KeptEntryRow).where(KeptEntryRow.start < cutoff))
+            )
+        return PurgeCounts(ledger_rows=ledger_rows, entries=entries)
+
+    async def purge_expired(self) -> PurgeCounts:
+        """`purge` with the bridge's 21 days, counted from the store's clock."""
+        return await self.purge(purge_cutoff(self._clock.now()))

@@ -1,0 +1,101 @@
+"""Alembic migrations of the store, callable from code.
+
+`upgrade(database_url)` brings a database to the newest revision. The embedded default calls it
+on every start (it is cheap when there is nothing to do); at scale `timebridge db upgrade` runs
+it once per deploy. There is no alembic.ini: the configuration is built here, and env.py runs on
+the connection handed to it.
+
+Two safeguards around every run:
+- on PostgreSQL an advisory lock, so two processes starting at once migrate one after the other;
+- on SQLite foreign keys are off while migrating (SQLite alters a table by copying and dropping
+  it, and a dropped parent would cascade its deletes), then checked before the commit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Connection
+
+from timebridge.store.database import create_engine
+
+#: Any constant works; it only has to be the same for every Timebridge process.
+_PG_LOCK_ID = 0x7469_6D65_6272_6964 & 0x7FFF_FFFF_FFFF_FFFF  # "timebrid"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The Alembic configuration of the store, optionally bound to a connection."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision in the code."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection, revision: str) -> str | None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
+        connection.commit()
+    try:
+        command.upgrade(alembic_config(connection), revision)
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                connection.rollback()
+                raise RuntimeError(f"migration left {len(broken)} rows with dangling keys")
+        connection.commit()
+        return _current(connection)
+    finally:
+        if connection.dialect.name == "postgresql":
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
+            connection.commit()
+
+
+async def upgrade(database_url: str | URL, revision: str = "head") -> str | None:
+    """Migrate the database to `revision` (the newest by default); returns where it now is."""
+    engine = create_engine(database_url, foreign_keys=False)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_upgrade, revision)
+    finally:
+        await engine.dispose()
+
+
+async def current_revision(database_url: str | URL) -> str | None:
+    """The revision the database is at; None for an empty database."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_current)
+    finally:
+        await engine.dispose()
+
+
+def _autogenerate(connection: Connection, message: str) -> None:
+    command.revision(alembic_config(connection), message=message, autogenerate=True)
+
+
+async def make_revision(database_url: str | URL, message: str) -> None:
+    """For developers: write a new revision file from the difference between the models and a
+    database at head (review it before committing)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_autogenerate, message)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,295 @@
+"""The tables, as SQLAlchemy 2 typed declarative models.
+
+Rules the database itself enforces, so no code path (a web form, a race between two workers, a
+future integration) can break them:
+
+- an attribute is claimed by at most one integration of a user (`attribute_claims` is unique on
+  (account, attribute)), so a Trakt claim blocks a Toggl one;
+- a mapping points at its user's Toggl claim of that attribute (a composite foreign key), so
+  nothing can be mapped that Toggl does not hold, and a claim cannot be dropped while mapped;
+- a Toggl project maps to at most one attribute (unique (account, project));
+- a user has at most one default Toggl connection (a partial unique index);
+- deleting an account deletes everything of it (ON DELETE CASCADE everywhere).
+
+Columns marked `info={"encrypted": True}` hold Fernet ciphertext only; `timebridge secrets
+rotate` finds them by that mark, so a future encrypted column is rotated without more code.
+Instants are stored in UTC and always come back aware (`UtcDateTime`), on SQLite too.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+#: Constraint names fixed by convention, so later migrations can refer to them on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Room for Exist attribute names (templates are short; custom names are derived from labels).
+ATTRIBUTE_LENGTH = 100
+#: Room for an IANA zone name.
+ZONE_LENGTH = 64
+
+#: The column info flag that marks ciphertext columns for rotation.
+ENCRYPTED = "encrypted"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware instant, stored in UTC (SQLite keeps no offset, so it is normalised here)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the store keeps aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: Local ids: 64-bit on PostgreSQL, SQLite's rowid on SQLite (autoincrement needs INTEGER there).
+LocalId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Integration(enum.StrEnum):
+    """The integrations that can claim an Exist attribute for a user.
+
+    The column is a plain string, not a database enum, so adding one needs no migration.
+    """
+
+    TOGGL = "toggl"
+    TRAKT = "trakt"
+
+
+class ConnectionStatus(enum.StrEnum):
+    """A stored connection's state, in the gateway's words (`status` in its JSON)."""
+
+    #: Created through the connections API, waiting for the user to paste a token.
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    #: The service refused the token (Toggl 401/403, Exist refresh refused): reconnect.
+    FAILED = "FAILED"
+
+
+class Base(DeclarativeBase):
+    """Every table's base: one metadata, one naming convention, UTC instants."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime()}
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class AccountRow(Base):
+    """A person using Timebridge; everything else hangs off an account."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(LocalId, primary_key=True)
+    #: Stored lowercased by the repository, so sign-in is case-insensitive.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    #: The user's own choice of zone; wins over Exist's (DESIGN.md, "Window").
+    time_zone: Mapped[str | None] = mapped_column(String(ZONE_LENGTH))
+    created_at: Mapped[datetime]
+
+
+class TogglConnectionRow(Base):
+    """A Toggl API token of a user, shared by the bridge and the gateway."""
+
+    __tablename__ = "toggl_connections"
+    __table_args__ = (
+        Index(
+            "uq_toggl_connections_one_default",
+            "account_id",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    #: The gateway's `connection_id`: opaque and unguessable, unlike a sequence.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    #: None while PENDING (created through the API, token not pasted yet).
+    token_encrypted: Mapped[str | None] = mapped_column(Text, info={ENCRYPTED: True})
+    status: Mapped[str] = mapped_column(String(16))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    label: Mapped[str | None] = mapped_column(String(200))
+    #: Toggl's id of the account behind the token (from `/me`), to spot duplicates.
+    toggl_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: Why the connection failed, in words safe to show the user.
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ExistConnectionRow(Base):
+    """A user's Exist OAuth grant (or personal token): at most one per account."""
+
+    __tablename__ = "exist_connections"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    access_token_encrypted: Mapped[str] = mapped_column(Text, info={ENCRYPTED: True})
+    #: None for a personal token, which Exist never refreshes.
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text, info={ENCRYPTED: True})
+    expires_at: Mapped[datetime | None]
+    #: The granted scopes, space-separated as Exist sends them.
+    scopes: Mapped[str] = mapped_column(String(500), default="")
+    #: The zone Exist uses for the user's days, and when it was last read from the profile.
+    time_zone: Mapped[str | None] = mapped_column(String(ZONE_LENGTH))
+    time_zone_checked_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AttributeClaimRow(Base):
+    """Which integration of a user feeds an Exist attribute: one per (user, attribute)."""
+
+    __tablename__ = "attribute_claims"
+    __table_args__ = (
+        UniqueConstraint("account_id", "attribute"),
+        # Redundant with the one above, but a foreign key needs exactly these columns unique.
+        UniqueConstraint("account_id", "attribute", "integration"),
+    )
+
+    id: Mapped[int] = mapped_column(LocalId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    attribute: Mapped[str] = mapped_column(String(ATTRIBUTE_LENGTH))
+    integration: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class MappingRow(Base):
+    """One Toggl project mapped to one Exist attribute."""
+
+    __tablename__ = "mappings"
+    __table_args__ = (
+        # One project maps to at most one attribute (several projects may share one).
+        UniqueConstraint("account_id", "project_id"),
+        ForeignKeyConstraint(
+            ["account_id", "attribute", "integration"],
+            [
+                "attribute_claims.account_id",
+                "attribute_claims.attribute",
+                "attribute_claims.integration",
+            ],
+        ),
+        CheckConstraint(f"integration = '{Integration.TOGGL.value}'", name="toggl_only"),
+    )
+
+    id: Mapped[int] = mapped_column(LocalId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = mapped_column(BigInteger)
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    #: The project's name when the user last saw the mapping page (Toggl may rename it).
+    project_name: Mapped[str] = mapped_column(String(255))
+    attribute: Mapped[str] = mapped_column(String(ATTRIBUTE_LENGTH))
+    #: Always "toggl": it makes the foreign key point at a Toggl claim, not any claim.
+    integration: Mapped[str] = mapped_column(String(32), default=Integration.TOGGL.value)
+    updated_at: Mapped[datetime]
+
+
+class LedgerRow(Base):
+    """The value Timebridge last wrote to Exist for (user, attribute, local date), and Exist
+    accepted."""
+
+    __tablename__ = "ledger"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    attribute: Mapped[str] = mapped_column(String(ATTRIBUTE_LENGTH), primary_key=True)
+    #: The user's local date (Exist's day).
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    value: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime]
+
+
+class KeptEntryRow(Base):
+    """A Toggl entry as the user's last fetch saw it (no description: nothing needs it)."""
+
+    __tablename__ = "kept_entries"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(BigInteger)
+    start: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    #: None while the entry is running.
+    stop: Mapped[datetime | None]
+    #: Toggl's `at`.
+    updated_at: Mapped[datetime | None]
+
+
+class SyncRunRow(Base):
+    """The record of one sync run, for the status page and the scheduler."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_account_id_started_at", "account_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(LocalId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    toggl_requests: Mapped[int] = mapped_column(Integer)
+    exist_requests: Mapped[int] = mapped_column(Integer)
+    values_written: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    next_sync_after: Mapped[datetime | None]
+
+
+def encrypted_columns() -> list[tuple[str, str]]:
+    """(table, column) of every ciphertext column, in a stable order."""
+    return [
+        (table.name, column.name)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if column.info.get(ENCRYPTED)
+    ]
