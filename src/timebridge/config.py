@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
+from croniter import croniter
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -61,10 +62,11 @@ class Settings(BaseSettings):
     @field_validator("sync_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        # The scheduler parses it fully; here only the shape, so a typo fails at start-up.
-        if len(value.split()) != 5:
-            raise ValueError(f"a cron expression has five fields: {value!r}")
-        return value.strip()
+        # Checked here so that a typo fails at start-up, not at the first scheduled run.
+        value = value.strip()
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"not a five-field cron expression: {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
