@@ -5,14 +5,19 @@ on every start (it is cheap when there is nothing to do); at scale `timebridge d
 it once per deploy. There is no alembic.ini: the configuration is built here, and env.py runs on
 the connection handed to it.
 
-Two safeguards around every run:
-- on PostgreSQL an advisory lock, so two processes starting at once migrate one after the other;
+Safeguards around every run:
+- on PostgreSQL an advisory lock, so two processes starting at once migrate one after the other
+  (on SQLite the write lock taken by `BEGIN IMMEDIATE` does the same);
+- within one process, one run at a time per event loop: Alembic keeps its running context in
+  module globals, so two interleaved runs would trample each other;
 - on SQLite foreign keys are off while migrating (SQLite alters a table by copying and dropping
   it, and a dropped parent would cascade its deletes), then checked before the commit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 
 from alembic import command
@@ -26,6 +31,19 @@ from timebridge.store.database import create_engine
 
 #: Any constant works; it only has to be the same for every Timebridge process.
 _PG_LOCK_ID = 0x7469_6D65_6272_6964 & 0x7FFF_FFFF_FFFF_FFFF  # "timebrid"
+
+
+_RUN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _run_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _RUN_LOCKS.get(loop)
+    if lock is None:
+        lock = _RUN_LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -68,12 +86,13 @@ def _upgrade(connection: Connection, revision: str) -> str | None:
 
 async def upgrade(database_url: str | URL, revision: str = "head") -> str | None:
     """Migrate the database to `revision` (the newest by default); returns where it now is."""
-    engine = create_engine(database_url, foreign_keys=False)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_upgrade, revision)
-    finally:
-        await engine.dispose()
+    async with _run_lock():
+        engine = create_engine(database_url, foreign_keys=False)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(_upgrade, revision)
+        finally:
+            await engine.dispose()
 
 
 async def current_revision(database_url: str | URL) -> str | None:
@@ -93,9 +112,10 @@ def _autogenerate(connection: Connection, message: str) -> None:
 async def make_revision(database_url: str | URL, message: str) -> None:
     """For developers: write a new revision file from the difference between the models and a
     database at head (review it before committing)."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(_autogenerate, message)
-    finally:
-        await engine.dispose()
+    async with _run_lock():
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(_autogenerate, message)
+        finally:
+            await engine.dispose()

@@ -1,0 +1,115 @@
+"""Migrations create exactly the models' schema, on SQLite and PostgreSQL, and the embedded
+default migrates itself and makes its key on first start."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from tests.store.fixtures import PostgresServer
+from timebridge.config import Settings
+from timebridge.store import (
+    SecretKeyError,
+    create_engine,
+    current_revision,
+    head_revision,
+    open_store,
+    upgrade,
+)
+from timebridge.store.crypto import SecretBox
+from timebridge.store.models import Base
+
+
+def _differences(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+async def test_upgrade_creates_the_schema_of_the_models(empty_database_url: str) -> None:
+    assert await current_revision(empty_database_url) is None
+
+    assert await upgrade(empty_database_url) == head_revision()
+
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_differences) == []
+            tables = await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+    assert tables == {*Base.metadata.tables, "alembic_version"}
+    assert await current_revision(empty_database_url) == head_revision()
+
+
+async def test_upgrading_again_changes_nothing(empty_database_url: str) -> None:
+    first = await upgrade(empty_database_url)
+    assert await upgrade(empty_database_url) == first
+
+
+def test_processes_starting_together_migrate_one_after_the_other(
+    empty_database_url: str,
+) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from timebridge.store import upgrade\n"
+        "print(asyncio.run(upgrade(sys.argv[1])))\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, empty_database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [process.communicate(timeout=60) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], results
+    assert [out.strip() for out, _ in results] == [head_revision()] * 3
+
+
+async def test_runs_in_one_process_take_turns(empty_database_url: str) -> None:
+    revisions = await asyncio.gather(*(upgrade(empty_database_url) for _ in range(3)))
+    assert revisions == [head_revision()] * 3
+
+
+async def test_the_embedded_default_migrates_and_makes_its_key_on_first_start(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    assert settings.is_sqlite and settings.migrate_on_start
+
+    async with await open_store(settings) as store:
+        account = await store.accounts.create("ada@example.com")
+        connection = await store.toggl_connections.create(account.id, "tok-first-start")
+
+    key_file = settings.key_file
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert await current_revision(settings.database_url) == head_revision()
+    # A second start reuses the same key: what the first start encrypted still decrypts.
+    async with await open_store(settings) as again:
+        token = await again.toggl_connections.token(account.id, connection.id)
+    assert token.get_secret_value() == "tok-first-start"
+
+
+def test_a_shared_database_without_keys_refuses_to_invent_one(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=postgres_server.admin_url, data_dir=tmp_path)
+    assert not settings.migrate_on_start
+    with pytest.raises(SecretKeyError, match="TIMEBRIDGE_SECRET_KEYS"):
+        SecretBox.from_settings(settings)
+    assert not settings.key_file.exists()
