@@ -62,6 +62,9 @@ Operation = Generator[ApiRequest, httpx.Response, T]
 class ErrorTranslator(Protocol):
     """Turns HTTP failures into one API's own exceptions."""
 
+    #: The API's short name, for metrics and logs ("toggl", "exist").
+    service: str
+
     def for_response(self, response: httpx.Response) -> UpstreamError | None:
         """The exception for a response, or None when the response is a success."""
 
@@ -70,6 +73,21 @@ class ErrorTranslator(Protocol):
 
 
 ResponseHook = Callable[[httpx.Response], None]
+#: Told about every attempt: the service, the status (None when no answer came) and seconds.
+RequestObserver = Callable[[str, int | None, float], None]
+_observers: list[RequestObserver] = []
+
+
+def observe_requests(observer: RequestObserver) -> None:
+    """Register an observer of every upstream attempt (metrics); the core never imports them."""
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def _notify(service: str, outcome: httpx.Response | httpx.TransportError, seconds: float) -> None:
+    status = outcome.status_code if isinstance(outcome, httpx.Response) else None
+    for observer in _observers:
+        observer(service, status, seconds)
 
 
 def _build(http: httpx.Client | httpx.AsyncClient, request: ApiRequest) -> httpx.Request:
@@ -156,11 +174,13 @@ class AsyncDriver(_Driver):
             attempt += 1
             outcome: httpx.Response | httpx.TransportError
             self.requests_sent += 1
+            began = time.perf_counter()
             try:
                 outcome = await self.http.send(_build(self.http, request))
                 await outcome.aread()
             except httpx.TransportError as exc:
                 outcome = exc
+            _notify(self._errors.service, outcome, time.perf_counter() - began)
             verdict = self._judge(request, attempt, outcome)
             if isinstance(verdict, httpx.Response):
                 return verdict
@@ -195,11 +215,13 @@ class SyncDriver(_Driver):
             attempt += 1
             outcome: httpx.Response | httpx.TransportError
             self.requests_sent += 1
+            began = time.perf_counter()
             try:
                 outcome = self.http.send(_build(self.http, request))
                 outcome.read()
             except httpx.TransportError as exc:
                 outcome = exc
+            _notify(self._errors.service, outcome, time.perf_counter() - began)
             verdict = self._judge(request, attempt, outcome)
             if isinstance(verdict, httpx.Response):
                 return verdict

@@ -134,6 +134,8 @@ class ExistErrors:
     masked before the exception exists anywhere else.
     """
 
+    service = "exist"
+
     def __init__(self, secrets: Callable[[], Iterable[str]] = tuple) -> None:
         self._secrets = secrets
 

@@ -107,6 +107,8 @@ def error_for_transport(error: httpx.TransportError) -> TogglError:
 class TogglErrors:
     """The `ErrorTranslator` for Toggl Track."""
 
+    service = "toggl"
+
     def for_response(self, response: httpx.Response) -> TogglError | None:
         return error_for_response(response)
 
