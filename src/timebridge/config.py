@@ -37,7 +37,10 @@ def sqlite_url(path: Path) -> str:
 class Settings(BaseSettings):
     """What the service needs to start; later issues add fields of their own."""
 
-    model_config = SettingsConfigDict(env_prefix="TIMEBRIDGE_", extra="ignore")
+    # Inputs stay out of validation errors: they may be keys or URLs with passwords.
+    model_config = SettingsConfigDict(
+        env_prefix="TIMEBRIDGE_", extra="ignore", hide_input_in_errors=True
+    )
 
     #: Holds the embedded default's SQLite file and generated key file.
     data_dir: Path = Field(default_factory=default_data_dir)
