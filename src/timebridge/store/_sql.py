@@ -47,8 +47,10 @@ async def lock_account(session: AsyncSession, account_id: int) -> None:
     SQLite every write transaction already holds the database lock (BEGIN IMMEDIATE), so FOR
     UPDATE is left out there.
     """
+    # FOR NO KEY UPDATE: lockers queue behind each other, while inserts that merely reference
+    # the account (ledger rows, run records: their foreign key check) are not held up.
     found = await session.scalar(
-        select(AccountRow.id).where(AccountRow.id == account_id).with_for_update()
+        select(AccountRow.id).where(AccountRow.id == account_id).with_for_update(key_share=True)
     )
     if found is None:
         raise AccountNotFound(f"no account {account_id}")

@@ -21,7 +21,7 @@ from timebridge.clock import Clock, SystemClock
 from timebridge.store._sql import rowcount, upsert
 from timebridge.store.database import Database
 from timebridge.store.models import Base, KeptEntryRow, LedgerRow
-from timebridge.sync.ledger import KeptEntry, UserId
+from timebridge.sync.ledger import KeptEntry, LedgerStore, UserId
 from timebridge.sync.planner import PURGE_AFTER_DAYS, AttributeDate, ValueWrite
 
 _LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
@@ -174,3 +174,8 @@ class SqlLedgerStore:
     async def purge_expired(self) -> PurgeCounts:
         """`purge` with the bridge's 21 days, counted from the store's clock."""
         return await self.purge(purge_cutoff(self._clock.now()))
+
+
+def _implements_the_protocol(store: SqlLedgerStore) -> LedgerStore:
+    """Never called: mypy checks here that `SqlLedgerStore` is a `LedgerStore`."""
+    return store
