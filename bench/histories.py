@@ -505,8 +505,33 @@ def _fault_rules(source: Source) -> tuple[FaultRule, ...]:
     return tuple(rules)
 
 
-def generate_history(source: Source, *, faults: bool = True, max_ops: int = 30) -> History:
-    """Draw one history. With `faults`, fault operations are mixed into the user's activity."""
+#: How often each kind of fault operation is drawn, against the user's operations (USER_OPS).
+FAULT_WEIGHTS: Mapping[str, int] = {"faults": 7, "calm": 3, "crash": 3, "steal": 1, "break": 2}
+USER_OPS: tuple[tuple[int, str], ...] = (
+    (18, "sync"),
+    (20, "create"),
+    (15, "advance"),
+    (6, "delete"),
+    (6, "edit"),
+    (6, "move"),
+    (4, "reassign"),
+    (4, "start"),
+    (3, "stop"),
+    (2, "describe"),
+    (3, "remap"),
+    (3, "zone"),
+)
+
+
+def generate_history(
+    source: Source,
+    *,
+    faults: bool = True,
+    max_ops: int = 30,
+    fault_weights: Mapping[str, int] = FAULT_WEIGHTS,
+) -> History:
+    """Draw one history. With `faults`, fault operations are mixed into the user's activity,
+    each kind as often as `fault_weights` says (a kind left out is never drawn)."""
     anchor_zone, anchor_local = source.choice(ANCHORS)
     anchor = anchor_local.replace(tzinfo=ZoneInfo(anchor_zone)).astimezone(UTC)
     start = anchor - timedelta(minutes=source.integer(0, 36 * 60))
@@ -517,22 +542,9 @@ def generate_history(source: Source, *, faults: bool = True, max_ops: int = 30) 
         mapping[source.integer(0, len(PROJECTS) - 1)] = source.choice((None, *ATTRIBUTES))
     draft = _Draft(now=start, zone=ZoneInfo(zone), mapping=tuple(mapping))
 
-    kinds: list[tuple[int, str]] = [
-        (18, "sync"),
-        (20, "create"),
-        (15, "advance"),
-        (6, "delete"),
-        (6, "edit"),
-        (6, "move"),
-        (4, "reassign"),
-        (4, "start"),
-        (3, "stop"),
-        (2, "describe"),
-        (3, "remap"),
-        (3, "zone"),
-    ]
+    kinds = list(USER_OPS)
     if faults:
-        kinds += [(7, "faults"), (3, "calm"), (3, "crash"), (1, "steal"), (2, "break")]
+        kinds += [(weight, kind) for kind, weight in fault_weights.items() if weight > 0]
     total = sum(weight for weight, _ in kinds)
     for _ in range(source.integer(1, max_ops)):
         pick = source.integer(0, total - 1)
@@ -979,6 +991,7 @@ class Outcome:
 
 
 RunHook = Callable[[World, Engine, RunStats], Awaitable[None]]
+FinalHook = Callable[[World, Engine], Awaitable[None]]
 
 
 async def apply(op: Op, world: World, engine: Engine) -> None:
@@ -1067,9 +1080,13 @@ async def replay(
     make_engine: EngineFactory,
     *,
     after_run: RunHook | None = None,
+    after_final: FinalHook | None = None,
 ) -> Outcome:
     """Play `history` through a fresh engine on fresh simulators, stop the faults, run once
-    more, and compare Exist with the oracle's truth in the user's Exist zone."""
+    more, and compare Exist with the oracle's truth in the user's Exist zone.
+
+    `after_run` sees every run (the final one included); `after_final` is called once the
+    comparison is made, with the engine still open."""
     world = stage.world(history)
     engine = make_engine(world)
     runs = toggl_requests = exist_requests = 0
@@ -1103,6 +1120,8 @@ async def replay(
             for (attribute, day), want in sorted(expected.items())
             if held[(attribute, day)] != want
         )
+        if after_final is not None:
+            await after_final(world, engine)
         return Outcome(
             engine=engine.name,
             faults=history.has_faults,
