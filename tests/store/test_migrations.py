@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
@@ -113,3 +115,27 @@ def test_a_shared_database_without_keys_refuses_to_invent_one(
     with pytest.raises(SecretKeyError, match="TIMEBRIDGE_SECRET_KEYS"):
         SecretBox.from_settings(settings)
     assert not settings.key_file.exists()
+
+
+async def test_an_upgrade_that_fails_leaves_the_database_as_it_was(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_upgrade = command.upgrade
+
+    def upgrade_then_fail(config: Config, revision: str) -> None:
+        real_upgrade(config, revision)
+        raise RuntimeError("the machine went away")
+
+    monkeypatch.setattr(command, "upgrade", upgrade_then_fail)
+    with pytest.raises(RuntimeError, match="went away"):
+        await upgrade(empty_database_url)
+    monkeypatch.undo()
+
+    assert await current_revision(empty_database_url) is None
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_tables) == set()
+    finally:
+        await engine.dispose()
+    assert await upgrade(empty_database_url) == head_revision()

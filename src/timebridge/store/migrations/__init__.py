@@ -65,20 +65,22 @@ def _current(connection: Connection) -> str | None:
 
 
 def _upgrade(connection: Connection, revision: str) -> str | None:
-    if connection.dialect.name == "postgresql":
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
         connection.commit()
     try:
-        command.upgrade(alembic_config(connection), revision)
-        if connection.dialect.name == "sqlite":
-            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-            if broken:
-                connection.rollback()
-                raise RuntimeError(f"migration left {len(broken)} rows with dangling keys")
-        connection.commit()
+        # One transaction for the whole upgrade, begun here so that Alembic joins it rather
+        # than committing revision by revision: the foreign key check below can still undo it.
+        with connection.begin():
+            command.upgrade(alembic_config(connection), revision)
+            if connection.dialect.name == "sqlite":
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left {len(broken)} rows with dangling keys")
         return _current(connection)
     finally:
-        if connection.dialect.name == "postgresql":
+        if postgres:
             connection.rollback()
             connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
             connection.commit()
