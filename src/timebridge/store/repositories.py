@@ -319,14 +319,13 @@ class TogglConnectionRepository:
         return row
 
     async def _clear_default(self, session: AsyncSession, owner: int) -> None:
+        # Executed at once, so it reaches the database before the new default is flushed: the
+        # partial unique index allows one default per owner at every moment.
         await session.execute(
             update(TogglConnectionRow)
             .where(TogglConnectionRow.account_id == owner, TogglConnectionRow.is_default)
             .values(is_default=False)
         )
-        # The index allows one default per owner at any moment: the clear must reach the
-        # database before the new default does.
-        await session.flush()
 
     async def _promote_oldest(self, session: AsyncSession, owner: int) -> None:
         heir = await session.scalar(
