@@ -12,6 +12,8 @@ from timebridge.clock import FakeClock
 from timebridge.fakes import RunningServer, serve_in_thread
 from timebridge.fakes.toggl import SimUser, TogglSimulator
 
+pytest_plugins = ["tests.store.fixtures"]
+
 # Rich sizes its consoles once, when the CLI is imported: make tables wide enough that tests
 # reading them never see a label wrapped across lines.
 os.environ["COLUMNS"] = "200"

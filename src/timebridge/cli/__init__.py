@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from timebridge import __version__
+from timebridge.cli.db import db_app
 from timebridge.cli.exist import exist_app
 from timebridge.cli.fakes import fakes_app
+from timebridge.cli.secrets import secrets_app
 from timebridge.cli.toggl import toggl_app
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app = typer.Typer(
 app.add_typer(toggl_app, name="toggl")
 app.add_typer(exist_app, name="exist")
 app.add_typer(fakes_app, name="fakes")
+app.add_typer(db_app, name="db")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _version(value: bool) -> None:
