@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     #: Fernet keys, comma-separated; the first encrypts, all decrypt (so keys can be rotated).
     #: Unset: the key file in `data_dir`, generated on first start of the embedded default.
     secret_keys: SecretStr | None = None
+    #: Where the Toggl Track v9 API and Exist's API and OAuth endpoints are (the real services
+    #: by default; the simulators in the demo and tests).
+    toggl_base_url: str = "https://api.track.toggl.com/api/v9/"
+    exist_base_url: str = "https://exist.io/api/2/"
+    exist_oauth_base_url: str = "https://exist.io/oauth2/"
+    #: The Exist OAuth client Timebridge acts as (needed to refresh users' tokens).
+    exist_client_id: str | None = None
+    exist_client_secret: SecretStr | None = None
+    #: How many users the embedded scheduler syncs at once.
+    sync_concurrency: int = Field(default=8, ge=1, le=256)
     #: When syncs run (cron, in UTC); hourly at :40 by default.
     sync_cron: str = "40 * * * *"
     #: Whether starting the service applies pending migrations. Unset: yes for SQLite (nobody

@@ -132,6 +132,28 @@ class AccountRepository:
             if rowcount(result) == 0:
                 raise AccountNotFound(f"no account {account_id}")
 
+    async def ready_to_sync(self) -> list[int]:
+        """Accounts a scheduled sync should run for: an active default Toggl connection and an
+        active Exist connection (a broken one waits for the user to reconnect)."""
+        active = ConnectionStatus.ACTIVE.value
+        query = (
+            select(AccountRow.id)
+            .join(
+                TogglConnectionRow,
+                (TogglConnectionRow.account_id == AccountRow.id)
+                & TogglConnectionRow.is_default.is_(True)
+                & (TogglConnectionRow.status == active),
+            )
+            .join(
+                ExistConnectionRow,
+                (ExistConnectionRow.account_id == AccountRow.id)
+                & (ExistConnectionRow.status == active),
+            )
+            .order_by(AccountRow.id)
+        )
+        async with self._db.transaction() as session:
+            return list((await session.execute(query)).scalars())
+
     async def delete(self, account_id: int) -> bool:
         """Delete the account and, by cascade, everything of it; False if there was none."""
         async with self._db.transaction() as session:
