@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bench.histories import RunStats, SimulatedCrash, World
+from bench.histories import RunStats, SimulatedCrash, World, loopback_transport
 from timebridge.clock import Clock
 from timebridge.exist import (
     AcquireItem,
@@ -313,6 +313,7 @@ class SeedProcessorEngine:
             retry=never,
             clock=world.clock,
             timeout=NO_TIMEOUT,
+            transport=loopback_transport(),
         )
         self.exist = AsyncExistClient(
             world.exist_token,
@@ -321,6 +322,7 @@ class SeedProcessorEngine:
             retry=never,
             clock=world.clock,
             timeout=NO_TIMEOUT,
+            transport=loopback_transport(),
         )
         self.processor: SeedProcessor | None = None
         self.outcomes: list[str] = []
