@@ -1,0 +1,231 @@
+"""The ASGI app of `timebridge serve`: health, metrics, and the embedded scheduler's lifetime.
+
+The app owns what it opened: given no store it opens the one the settings describe (migrating
+the embedded default) and closes it on shutdown; given no scheduler it runs the embedded one
+over `SyncService`, so that one `timebridge serve` keeps every connected user in sync. Tests and
+later issues pass their own store or scheduler instead. Pages and the JSON API are added by
+later issues as routers on this base.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, cast
+
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection
+
+from timebridge import __version__, metrics
+from timebridge.clock import Clock, SystemClock
+from timebridge.config import Settings
+from timebridge.jobs import EmbeddedScheduler, next_fire_time
+from timebridge.jobs.tasks import Skipped, SyncService
+from timebridge.logs import get_logger
+from timebridge.retry import RetryPolicy
+from timebridge.store import Store, open_store
+from timebridge.sync.runner import RunReport
+
+logger = get_logger(__name__)
+
+#: The embedded scheduler as the service runs it: account ids, one sync result per run.
+SyncScheduler = EmbeddedScheduler[int, RunReport | Skipped]
+
+#: How long `/healthz` waits for the database before calling it unreachable (a probe that
+#: hangs is worse than one that says no).
+DATABASE_PING_TIMEOUT = 2.0
+
+
+@dataclass
+class ServiceState:
+    """What the app's handlers share, kept on `app.state.timebridge`."""
+
+    settings: Settings
+    clock: Clock
+    store: Store | None = None
+    scheduler: SyncScheduler | None = None
+    scheduler_enabled: bool = True
+    scheduler_task: asyncio.Task[None] | None = None
+
+    @property
+    def scheduler_running(self) -> bool:
+        return self.scheduler_task is not None and not self.scheduler_task.done()
+
+
+def service_state(app: FastAPI) -> ServiceState:
+    """The app's shared state (set by `create_app`)."""
+    return cast(ServiceState, app.state.timebridge)
+
+
+def build_scheduler(
+    service: SyncService,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> SyncScheduler:
+    """The embedded scheduler over `service`, on the settings' cron and concurrency."""
+    return EmbeddedScheduler(
+        cron=settings.sync_cron,
+        list_users=service.users_to_sync,
+        sync_user=service.sync_user,
+        max_concurrency=settings.sync_concurrency,
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+class DatabaseHealth(BaseModel):
+    reachable: bool
+    #: "sqlite" or "postgresql"; never the URL (it may name hosts and users).
+    backend: str | None
+
+
+class SchedulerHealth(BaseModel):
+    enabled: bool
+    running: bool
+    cron: str | None
+    next_cycle_at: datetime | None
+
+
+class Health(BaseModel):
+    """`/healthz`: 200 when everything the service needs works, 503 (same body) when not."""
+
+    status: Literal["ok", "degraded"]
+    version: str
+    database: DatabaseHealth
+    scheduler: SchedulerHealth
+
+
+def _ping(connection: Connection) -> None:
+    # The driver's own ping, outside any transaction: on SQLite a transaction would begin
+    # IMMEDIATE and queue behind a sync's write for nothing.
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is None or not connection.dialect.do_ping(dbapi_connection):
+        raise ConnectionError("the database did not answer the ping")
+
+
+async def database_reachable(store: Store, within: float = DATABASE_PING_TIMEOUT) -> bool:
+    """Whether the store's database answers within `within` seconds."""
+    try:
+        async with asyncio.timeout(within), store.database.engine.connect() as connection:
+            await connection.run_sync(_ping)
+    except Exception as exc:
+        logger.warning("database unreachable", error=type(exc).__name__)
+        return False
+    return True
+
+
+async def _run_scheduler(scheduler: SyncScheduler) -> None:
+    try:
+        await scheduler.run_forever()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # `/healthz` turns 503 from here on: the scheduler is a promise the service keeps.
+        logger.exception("the embedded scheduler stopped")
+        raise
+
+
+def _lifespan(
+    retry: RetryPolicy | None,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = service_state(app)
+        opened: Store | None = None
+        if state.store is None:
+            opened = state.store = await open_store(state.settings, clock=state.clock)
+        try:
+            if state.scheduler_enabled:
+                if state.scheduler is None:
+                    service = SyncService(
+                        state.store, state.settings, clock=state.clock, retry=retry
+                    )
+                    state.scheduler = build_scheduler(service, state.settings, clock=state.clock)
+                state.scheduler_task = asyncio.create_task(
+                    _run_scheduler(state.scheduler), name="timebridge-embedded-scheduler"
+                )
+                logger.info("embedded scheduler started", cron=state.scheduler.cron)
+            yield
+        finally:
+            task, state.scheduler_task = state.scheduler_task, None
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if opened is not None:
+                await opened.close()
+                state.store = None
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    scheduler: SyncScheduler | None = None,
+    run_scheduler: bool = True,
+    clock: Clock | None = None,
+    retry: RetryPolicy | None = None,
+) -> FastAPI:
+    """The service's ASGI app.
+
+    `store`: used as given and left open (the caller owns it); otherwise opened from
+    `settings` at startup and closed at shutdown. `scheduler`: run instead of the embedded one
+    built over `SyncService`. `run_scheduler=False` (`serve --no-scheduler`) runs none, for
+    deployments where `timebridge worker` processes sync users.
+    """
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Timebridge",
+        version=__version__,
+        summary="Toggl Track time into Exist.io.",
+        lifespan=_lifespan(retry),
+    )
+    app.state.timebridge = ServiceState(
+        settings=settings,
+        clock=clock or SystemClock(),
+        store=store,
+        scheduler=scheduler if run_scheduler else None,
+        scheduler_enabled=run_scheduler,
+    )
+
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    async def healthz(request: Request, response: Response) -> Health:
+        """Liveness and readiness: the database answers, the scheduler (if enabled) runs."""
+        state = service_state(request.app)
+        reachable = state.store is not None and await database_reachable(state.store)
+        scheduler = state.scheduler
+        running = state.scheduler_running
+        healthy = reachable and (running or not state.scheduler_enabled)
+        if not healthy:
+            response.status_code = 503
+        return Health(
+            status="ok" if healthy else "degraded",
+            version=__version__,
+            database=DatabaseHealth(
+                reachable=reachable,
+                backend=state.store.database.dialect if state.store is not None else None,
+            ),
+            scheduler=SchedulerHealth(
+                enabled=state.scheduler_enabled,
+                running=running,
+                cron=scheduler.cron if scheduler is not None else None,
+                next_cycle_at=next_fire_time(scheduler.cron, state.clock.now())
+                if running and scheduler is not None
+                else None,
+            ),
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus' scrape target: sync runs by outcome, upstream requests by status."""
+        return Response(content=metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+
+    return app
