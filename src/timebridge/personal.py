@@ -26,12 +26,13 @@ request.
 from __future__ import annotations
 
 import difflib
+import hmac
 import json
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,7 +54,14 @@ from timebridge.exist import AsyncExistClient, ExistTokens, OAuthApp
 from timebridge.jobs.tasks import Skipped, SkipReason, SyncService
 from timebridge.logs import register_secret
 from timebridge.retry import RetryPolicy
-from timebridge.store import ConnectionStatus, DuplicateAccount, ProjectMapping, Store
+from timebridge.store import (
+    Account,
+    ConnectionStatus,
+    DuplicateAccount,
+    ExistConnection,
+    ProjectMapping,
+    Store,
+)
 from timebridge.sync.attributes import (
     BRIDGE_TEMPLATES,
     MOVIES_TEMPLATE,
@@ -238,8 +246,13 @@ def _problem(error: ErrorDetails) -> PersonalConfigError:
         if len(location) == 1:
             return PersonalConfigError(key, f"unknown section; sections are {', '.join(_SECTIONS)}")
         model = _SECTION_MODELS.get(str(location[0]))
-        known = f"; keys are {', '.join(model.model_fields)}" if model is not None else ""
-        return PersonalConfigError(key, f"unknown key{known}")
+        if model is None:
+            return PersonalConfigError(key, "unknown key")
+        close = difflib.get_close_matches(str(location[-1]), list(model.model_fields), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return PersonalConfigError(
+            key, f"unknown key{hint}; keys are {', '.join(model.model_fields)}"
+        )
     if kind in ("model_type", "dict_type"):
         return PersonalConfigError(key, "must be a table")
     if kind == "string_type":
@@ -280,7 +293,9 @@ def parse_personal_config(
         return PersonalConfig.model_validate(merged)
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False)
-        raise _problem(errors[0]) from None
+        # A misspelt key also makes the real one "missing": name the misspelling, the cause.
+        unknown = [error for error in errors if error["type"] == "extra_forbidden"]
+        raise _problem((unknown or errors)[0]) from None
 
 
 def load_personal_config(path: Path, environ: Mapping[str, str] | None = None) -> PersonalConfig:
@@ -428,7 +443,8 @@ class PlannedWrite:
 class SyncPreview:
     """What `sync --dry-run` found: the writes a run would make now, none of them made."""
 
-    account_id: int
+    #: None for a personal config never synced yet (there is no account until the first run).
+    account_id: int | None
     window: tuple[date, ...]
     writes: tuple[PlannedWrite, ...]
     #: Attributes a real run would first acquire in Exist (the mapping changed).
@@ -471,6 +487,23 @@ class SyncNotPossible(Exception):
         self.reason = reason
 
 
+#: The ledger of an account that does not exist yet: no account has this id (ids start at 1).
+_NO_ACCOUNT = 0
+
+
+@dataclass(frozen=True)
+class _PlanInputs:
+    """Everything planning one user's sync needs, from the store or from a personal config."""
+
+    account_id: int
+    toggl_token: SecretStr
+    exist_tokens: ExistTokens
+    mapping: Mapping[int, str]
+    zone_override: str | None
+    exist_zone: str | None
+    exist_zone_checked_at: datetime | None
+
+
 def _exist_app(settings: Settings) -> OAuthApp | None:
     secret = settings.exist_client_secret
     if settings.exist_client_id and secret is not None:
@@ -478,49 +511,30 @@ def _exist_app(settings: Settings) -> OAuthApp | None:
     return None
 
 
-async def preview_sync(
+def _zone(name: str | None) -> ZoneInfo | None:
+    return ZoneInfo(name) if name else None
+
+
+async def _plan(
     store: Store,
     settings: Settings,
-    account_id: int,
+    inputs: _PlanInputs,
     *,
-    mapping: Mapping[int, str] | None = None,
-    clock: Clock | None = None,
-    retry: RetryPolicy | None = None,
+    clock: Clock,
+    retry: RetryPolicy | None,
+    on_tokens: Callable[[ExistTokens], Awaitable[None]] | None = None,
 ) -> SyncPreview:
-    """The writes a sync of `account_id` would make now, without making any (`--dry-run`).
-
-    Reads Toggl's entries (and Exist's profile when the zone is due), never writes to Exist or
-    to the ledger. `mapping` replaces the stored one (a personal config's, not saved yet).
-    Upstream errors propagate as the clients raise them.
-    """
-    clock = clock or SystemClock()
-    toggl_connection = await store.toggl_connections.default(account_id)
-    if toggl_connection is None or toggl_connection.status is not ConnectionStatus.ACTIVE:
-        raise SyncNotPossible(account_id, SkipReason.NO_TOGGL)
-    exist_connection = await store.exist_connections.get(account_id)
-    if exist_connection is None or exist_connection.status is not ConnectionStatus.ACTIVE:
-        raise SyncNotPossible(account_id, SkipReason.NO_EXIST)
-    account = await store.accounts.get(account_id)
-    token = await store.toggl_connections.token(account_id, toggl_connection.id)
-    tokens = await store.exist_connections.tokens(account_id)
-    if mapping is None:
-        mapping = await store.mappings.project_map(account_id)
-
-    async def keep_rotated_tokens(new_tokens: ExistTokens) -> None:
-        # A refresh invalidates the old pair: losing the new one would break the connection.
-        await store.exist_connections.rotate(account_id, new_tokens)
-
     async with (
         AsyncTogglClient(
-            token.get_secret_value(),
+            inputs.toggl_token.get_secret_value(),
             base_url=settings.toggl_base_url,
             retry=retry,
             clock=clock,
         ) as toggl,
         AsyncExistClient(
-            tokens,
+            inputs.exist_tokens,
             app=_exist_app(settings),
-            on_tokens=keep_rotated_tokens,
+            on_tokens=on_tokens,
             base_url=settings.exist_base_url,
             oauth_base_url=settings.exist_oauth_base_url,
             retry=retry,
@@ -529,34 +543,73 @@ async def preview_sync(
     ):
         runner = SyncRunner(
             UserSyncSettings(
-                user_id=account_id,
+                user_id=inputs.account_id,
                 toggl=toggl,
                 exist=exist,
-                mapping=mapping,
+                mapping=inputs.mapping,
                 clock=clock,
-                zone_override=ZoneInfo(account.time_zone) if account.time_zone else None,
-                exist_zone=ZoneInfo(exist_connection.time_zone)
-                if exist_connection.time_zone
-                else None,
-                exist_zone_checked_at=exist_connection.time_zone_checked_at,
+                zone_override=_zone(inputs.zone_override),
+                exist_zone=_zone(inputs.exist_zone),
+                exist_zone_checked_at=inputs.exist_zone_checked_at,
             ),
             store.ledger,
         )
         plan = await runner.plan()
         toggl_requests, exist_requests = toggl.requests_sent, exist.requests_sent
-    ledger = await store.ledger.load(account_id)
-    writes = tuple(
-        PlannedWrite(
-            write.attribute, write.date, ledger.get((write.attribute, write.date)), write.value
-        )
-        for write in plan.writes
-    )
+    ledger = await store.ledger.load(inputs.account_id)
     return SyncPreview(
-        account_id=account_id,
+        account_id=inputs.account_id if inputs.account_id != _NO_ACCOUNT else None,
         window=plan.window,
-        writes=writes,
+        writes=tuple(
+            PlannedWrite(w.attribute, w.date, ledger.get((w.attribute, w.date)), w.value)
+            for w in plan.writes
+        ),
         toggl_requests=toggl_requests,
         exist_requests=exist_requests,
+    )
+
+
+async def preview_sync(
+    store: Store,
+    settings: Settings,
+    account_id: int,
+    *,
+    clock: Clock | None = None,
+    retry: RetryPolicy | None = None,
+) -> SyncPreview:
+    """The writes a sync of `account_id` would make now, without making any (`--dry-run`).
+
+    Reads Toggl's entries (and Exist's profile when the zone is due); never writes to Exist,
+    the ledger or the run records. Upstream errors propagate as the clients raise them.
+    """
+    toggl_connection = await store.toggl_connections.default(account_id)
+    if toggl_connection is None or toggl_connection.status is not ConnectionStatus.ACTIVE:
+        raise SyncNotPossible(account_id, SkipReason.NO_TOGGL)
+    exist_connection = await store.exist_connections.get(account_id)
+    if exist_connection is None or exist_connection.status is not ConnectionStatus.ACTIVE:
+        raise SyncNotPossible(account_id, SkipReason.NO_EXIST)
+    account = await store.accounts.get(account_id)
+    inputs = _PlanInputs(
+        account_id=account_id,
+        toggl_token=await store.toggl_connections.token(account_id, toggl_connection.id),
+        exist_tokens=await store.exist_connections.tokens(account_id),
+        mapping=await store.mappings.project_map(account_id),
+        zone_override=account.time_zone,
+        exist_zone=exist_connection.time_zone,
+        exist_zone_checked_at=exist_connection.time_zone_checked_at,
+    )
+
+    async def keep_rotated_tokens(new_tokens: ExistTokens) -> None:
+        # A refresh invalidates the old pair: losing the new one would break the connection.
+        await store.exist_connections.rotate(account_id, new_tokens)
+
+    return await _plan(
+        store,
+        settings,
+        inputs,
+        clock=clock or SystemClock(),
+        retry=retry,
+        on_tokens=keep_rotated_tokens,
     )
 
 
@@ -570,8 +623,29 @@ def effective_settings(config: PersonalConfig, settings: Settings) -> Settings:
     return settings.model_copy(update=changes)
 
 
+@dataclass(frozen=True)
+class _StoredState:
+    """What the store holds of the personal account, compared with the config."""
+
+    account: Account | None
+    toggl_token_changed: bool
+    exist_token_changed: bool
+    mapping_current: bool
+    exist_connection: ExistConnection | None
+
+    @property
+    def needs_mapping_update(self) -> bool:
+        # A new token may be another Toggl or Exist account: resolve and acquire again.
+        return self.toggl_token_changed or self.exist_token_changed or not self.mapping_current
+
+
 class PersonalSync:
-    """Personal mode over an open store: upsert the account, keep the mapping, run or preview."""
+    """Personal mode over an open store: keep the account and mapping as the config says, then
+    run (or preview) a sync.
+
+    New tokens are stored only after they worked (resolving the mapping uses both), so a
+    mistyped token in the config never replaces a good one that `serve` may be using.
+    """
 
     def __init__(
         self,
@@ -593,99 +667,113 @@ class PersonalSync:
 
     async def run(self, kind: RunKind = RunKind.SYNC) -> PersonalRun:
         """Bring Exist to Toggl's truth for the config's mapping, and record the run."""
-        account_id, tokens_changed = await self._upsert_account()
+        state = await self._stored_state()
+        account_id = await self._ensure_account(state.account)
         update: MappingUpdate | None = None
-        if tokens_changed or not await self._mapping_is_current(account_id):
+        if state.needs_mapping_update:
             update = await self._update_mapping(account_id)
+        await self._store_connections(account_id, state)
         service = SyncService(self._store, self._settings, clock=self._clock, retry=self._retry)
         result = await service.sync_user(account_id, kind)
         return PersonalRun(account_id=account_id, result=result, mapping_update=update)
 
     async def preview(self) -> SyncPreview:
-        """What `run` would write now; nothing is written to Exist, the mapping or the ledger.
-
-        The account and its (encrypted) tokens are stored, as a run would: they are local
-        bookkeeping, not a change anyone sees.
-        """
-        account_id, tokens_changed = await self._upsert_account()
-        if not tokens_changed and await self._mapping_is_current(account_id):
-            return await preview_sync(
-                self._store, self._settings, account_id, clock=self._clock, retry=self._retry
-            )
-        projects, toggl_requests = await self._resolve()
-        mapping = {project.project_id: project.attribute for project in projects}
-        preview = await preview_sync(
-            self._store,
-            self._settings,
-            account_id,
+        """What `run` would write now. Nothing is written anywhere: not to Exist, not to the
+        store (a config never synced is previewed against an empty ledger)."""
+        state = await self._stored_state()
+        account_id = state.account.id if state.account is not None else _NO_ACCOUNT
+        to_acquire: tuple[str, ...] = ()
+        toggl_requests = 0
+        if state.needs_mapping_update:
+            projects, toggl_requests = await self._resolve()
+            mapping: Mapping[int, str] = {p.project_id: p.attribute for p in projects}
+            to_acquire = tuple(sorted(set(mapping.values())))
+        else:
+            mapping = await self._store.mappings.project_map(account_id)
+        known_zone = state.exist_connection if not state.exist_token_changed else None
+        inputs = _PlanInputs(
+            account_id=account_id,
+            toggl_token=self._config.toggl.api_token,
+            exist_tokens=ExistTokens(access_token=self._config.exist.token),
             mapping=mapping,
-            clock=self._clock,
-            retry=self._retry,
+            zone_override=self._config.sync.time_zone,
+            exist_zone=known_zone.time_zone if known_zone is not None else None,
+            exist_zone_checked_at=known_zone.time_zone_checked_at
+            if known_zone is not None
+            else None,
         )
-        return SyncPreview(
-            account_id=preview.account_id,
-            window=preview.window,
-            writes=preview.writes,
-            to_acquire=tuple(sorted(set(mapping.values()))),
+        preview = await _plan(
+            self._store, self._settings, inputs, clock=self._clock, retry=self._retry
+        )
+        return replace(
+            preview,
+            to_acquire=to_acquire,
             toggl_requests=preview.toggl_requests + toggl_requests,
-            exist_requests=preview.exist_requests,
         )
 
     # --- the steps ------------------------------------------------------------------------------
 
-    async def _upsert_account(self) -> tuple[int, bool]:
-        """The personal account and its connections, as the config says; returns the account
-        id and whether either token changed (then the mapping is resolved and acquired again:
-        it may be another Toggl or Exist account)."""
+    async def _stored_state(self) -> _StoredState:
         store, config = self._store, self._config
         account = await store.accounts.by_email(PERSONAL_ACCOUNT_EMAIL)
         if account is None:
+            return _StoredState(None, True, True, False, None)
+        toggl = await store.toggl_connections.default(account.id)
+        toggl_token = (
+            await store.toggl_connections.token(account.id, toggl.id)
+            if toggl is not None and toggl.has_token
+            else None
+        )
+        exist = await store.exist_connections.get(account.id)
+        exist_token = (
+            (await store.exist_connections.tokens(account.id)).access_token
+            if exist is not None
+            else None
+        )
+        return _StoredState(
+            account=account,
+            toggl_token_changed=not _same_secret(toggl_token, config.toggl.api_token),
+            exist_token_changed=not _same_secret(exist_token, config.exist.token),
+            mapping_current=mapping_is_current(
+                config, await store.mappings.for_account(account.id)
+            ),
+            exist_connection=exist,
+        )
+
+    async def _ensure_account(self, account: Account | None) -> int:
+        store, zone = self._store, self._config.sync.time_zone
+        if account is None:
             try:
                 account = await store.accounts.create(
-                    PERSONAL_ACCOUNT_EMAIL,
-                    display_name=PERSONAL_DISPLAY_NAME,
-                    time_zone=config.sync.time_zone,
+                    PERSONAL_ACCOUNT_EMAIL, display_name=PERSONAL_DISPLAY_NAME, time_zone=zone
                 )
             except DuplicateAccount:  # another run created it just now
                 account = await store.accounts.by_email(PERSONAL_ACCOUNT_EMAIL)
                 assert account is not None
-        if account.time_zone != config.sync.time_zone:
-            await store.accounts.set_time_zone(account.id, config.sync.time_zone)
-        toggl_changed = await self._upsert_toggl(account.id)
-        exist_changed = await self._upsert_exist(account.id)
-        return account.id, toggl_changed or exist_changed
+        if account.time_zone != zone:
+            await store.accounts.set_time_zone(account.id, zone)
+        return account.id
 
-    async def _upsert_toggl(self, account_id: int) -> bool:
-        connections = self._store.toggl_connections
-        token = self._config.toggl.api_token
-        connection = await connections.default(account_id)
-        if connection is None:
-            await connections.create(account_id, token, label=PERSONAL_DISPLAY_NAME)
-            return True
-        stored = (
-            await connections.token(account_id, connection.id) if connection.has_token else None
-        )
-        changed = stored is None or stored.get_secret_value() != token.get_secret_value()
-        if changed or connection.status is not ConnectionStatus.ACTIVE:
-            await connections.set_token(account_id, connection.id, token)
-        return changed
-
-    async def _upsert_exist(self, account_id: int) -> bool:
-        connections = self._store.exist_connections
-        token = self._config.exist.token
-        connection = await connections.get(account_id)
-        if connection is not None:
-            stored = (await connections.tokens(account_id)).access_token
-            changed = stored.get_secret_value() != token.get_secret_value()
-        else:
-            changed = True
-        if changed or connection is None or connection.status is not ConnectionStatus.ACTIVE:
-            await connections.save(account_id, ExistTokens(access_token=token))
-        return changed
-
-    async def _mapping_is_current(self, account_id: int) -> bool:
-        stored = await self._store.mappings.for_account(account_id)
-        return mapping_is_current(self._config, stored)
+    async def _store_connections(self, account_id: int, state: _StoredState) -> None:
+        """Store changed tokens (encrypted) and re-activate a connection a run had given up on:
+        the config is the person saying "these are my tokens"."""
+        store, config = self._store, self._config
+        toggl = await store.toggl_connections.default(account_id)
+        if toggl is None:
+            await store.toggl_connections.create(
+                account_id, config.toggl.api_token, label=PERSONAL_DISPLAY_NAME
+            )
+        elif state.toggl_token_changed or toggl.status is not ConnectionStatus.ACTIVE:
+            await store.toggl_connections.set_token(account_id, toggl.id, config.toggl.api_token)
+        exist = await store.exist_connections.get(account_id)
+        if (
+            exist is None
+            or state.exist_token_changed
+            or exist.status is not ConnectionStatus.ACTIVE
+        ):
+            await store.exist_connections.save(
+                account_id, ExistTokens(access_token=config.exist.token)
+            )
 
     def _toggl(self) -> AsyncTogglClient:
         return AsyncTogglClient(
@@ -761,6 +849,12 @@ class PersonalSync:
             toggl_requests=toggl_requests,
             exist_requests=exist_requests,
         )
+
+
+def _same_secret(stored: SecretStr | None, configured: SecretStr) -> bool:
+    return stored is not None and hmac.compare_digest(
+        stored.get_secret_value().encode(), configured.get_secret_value().encode()
+    )
 
 
 __all__ = [
