@@ -46,7 +46,7 @@ from tests.sync.oracle import truth
 
 from timebridge.clock import FakeClock
 from timebridge.exist import AsyncExistClient, ValueType
-from timebridge.fakes import Fault, serve_in_thread
+from timebridge.fakes import Fault, FaultPlan, serve_in_thread
 from timebridge.fakes.exist import ExistSimulator
 from timebridge.fakes.toggl import QUOTA_MESSAGE, SimUser, TogglSimulator
 from timebridge.retry import RetryPolicy
@@ -1077,17 +1077,16 @@ async def apply(op: Op, world: World, engine: Engine) -> None:
 
 async def _without_faults(world: World, action: Awaitable[None]) -> None:
     """Saving the mapping page is a user action that reports its own errors; the histories'
-    faults are about the scheduled syncs, so they are held back while the page saves."""
-    toggl_rules, exist_rules = world.toggl_sim.faults.rules(), world.exist_sim.faults.rules()
-    world.toggl_sim.faults.clear()
-    world.exist_sim.faults.clear()
+    faults are about the scheduled syncs, so they are held back (counts and all) meanwhile."""
+    injectors = (world.toggl_sim.asgi_app, world.exist_sim.asgi_app)
+    plans = [injector.plan for injector in injectors]
+    for injector in injectors:
+        injector.plan = FaultPlan()
     try:
         await action
     finally:
-        for fault in toggl_rules:
-            world.toggl_sim.faults.add(fault)
-        for fault in exist_rules:
-            world.exist_sim.faults.add(fault)
+        for injector, plan in zip(injectors, plans, strict=True):
+            injector.plan = plan
 
 
 async def replay(
