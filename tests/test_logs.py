@@ -1,0 +1,144 @@
+"""Structured logs: JSON or console lines, and a secret passed anywhere never comes out."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from pydantic import SecretStr
+
+from timebridge.logs import (
+    REDACTED,
+    configure_logging,
+    forget_secrets,
+    get_logger,
+    register_secret,
+    scrub,
+)
+
+TOKEN = "f1e2d3c4b5a69788abcdef0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+    forget_secrets()
+
+
+@pytest.fixture
+def json_lines() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(log_format="json", stream=stream)
+    return stream
+
+
+def records(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_secret_fields_are_redacted_at_any_depth(json_lines: io.StringIO) -> None:
+    get_logger("test").info(
+        "connected",
+        api_token=TOKEN,
+        connection={"exist": {"access_token": TOKEN, "refresh_token": SecretStr(TOKEN)}},
+        headers=[{"Authorization": f"Basic {TOKEN}"}],
+        client_secret=TOKEN,
+        password=TOKEN,
+        has_token=True,
+        user_id=7,
+    )
+    output = json_lines.getvalue()
+    assert TOKEN not in output
+    [record] = records(json_lines)
+    assert record["api_token"] == REDACTED
+    assert record["connection"] == {"exist": {"access_token": REDACTED, "refresh_token": REDACTED}}
+    assert record["has_token"] is True, "whether a token is set is not a secret"
+    assert record["user_id"] == 7
+    assert record["event"] == "connected"
+    assert record["level"] == "info"
+
+
+def test_standard_library_records_and_their_extras_are_redacted(json_lines: io.StringIO) -> None:
+    logging.getLogger("timebridge.some.module").warning(
+        "request with Authorization: Bearer %s failed",
+        TOKEN,
+        extra={"user_id": 3, "toggl_token": TOKEN},
+    )
+    output = json_lines.getvalue()
+    assert TOKEN not in output
+    [record] = records(json_lines)
+    assert record["event"] == f"request with Authorization: Bearer {REDACTED} failed"
+    assert record["toggl_token"] == REDACTED
+    assert record["user_id"] == 3
+    assert record["logger"] == "timebridge.some.module"
+
+
+def test_registered_secret_is_masked_even_in_free_text_and_tracebacks() -> None:
+    for log_format in ("json", "console"):
+        stream = io.StringIO()
+        configure_logging(log_format=log_format, stream=stream)  # type: ignore[arg-type]
+        register_secret(SecretStr(TOKEN))
+        log = get_logger("test")
+        log.info(f"the token is {TOKEN}")
+        try:
+            raise RuntimeError(f"Toggl refused {TOKEN}")
+        except RuntimeError:
+            log.exception("sync crashed")
+            logging.getLogger("stdlib").exception("sync crashed too")
+        output = stream.getvalue()
+        assert TOKEN not in output, log_format
+        assert "RuntimeError: Toggl refused [REDACTED]" in output, log_format
+
+
+def test_header_values_and_url_passwords_are_masked_but_prose_is_not() -> None:
+    assert scrub(f"Authorization: Basic {TOKEN}") == f"Authorization: Basic {REDACTED}"
+    assert scrub(f"bearer {TOKEN}") == f"bearer {REDACTED}"
+    assert scrub("postgresql://app:hunter2@db/timebridge") == (
+        f"postgresql://app:{REDACTED}@db/timebridge"
+    )
+    assert scrub(f"GET /me?api_token={TOKEN}&x=1") == f"GET /me?api_token={REDACTED}&x=1"
+    prose = "Toggl refused the token once; basic authentication; bearer tokens rotate"
+    assert scrub(prose) == prose
+
+
+def test_console_format_is_readable_and_redacted() -> None:
+    stream = io.StringIO()
+    configure_logging(log_format="console", stream=stream)
+    get_logger("timebridge.web").info("scheduler started", cron="40 * * * *", api_token=TOKEN)
+    line = stream.getvalue()
+    assert "scheduler started" in line
+    assert "cron='40 * * * *'" in line or "cron=40 * * * *" in line
+    assert TOKEN not in line
+    assert not line.lstrip().startswith("{")
+
+
+def test_configuring_again_replaces_the_handler_and_sets_the_level() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging(log_format="json", stream=first)
+    configure_logging(log_format="json", stream=second, level=logging.WARNING)
+    log = get_logger("test")
+    log.info("hidden")
+    log.warning("shown")
+    assert first.getvalue() == ""
+    assert [record["event"] for record in records(second)] == ["shown"]
+
+
+def test_auto_format_writes_json_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    configure_logging(log_format="auto", stream=stream)
+    get_logger("test").info("hello")
+    assert json.loads(stream.getvalue())["event"] == "hello"
+
+
+def test_chatty_libraries_stay_quiet_at_info(json_lines: io.StringIO) -> None:
+    logging.getLogger("httpx").info("HTTP Request: GET https://api.track.toggl.com/ 200")
+    assert json_lines.getvalue() == ""
