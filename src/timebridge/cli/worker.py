@@ -77,6 +77,7 @@ def worker(
     queues: list[str] | None = typer.Option(
         None,
         "--queue",
+        "--queues",
         "-q",
         help=f"Only these queues ({SYNC_QUEUE!r}: users' syncs; {SCHEDULE_QUEUE!r}: fan-outs "
         "and recovery). Repeatable; default all.",
