@@ -229,7 +229,11 @@ def configure_logging(
 
 
 def get_logger(name: str | None = None, **bound: Any) -> structlog.stdlib.BoundLogger:
-    """A structlog logger writing through the configuration above."""
+    """A structlog logger writing through the configuration above.
+
+    For entry points that called `configure_logging` (before it, structlog prints to stdout);
+    library modules log with `logging.getLogger(__name__)`, which is silent until configured.
+    """
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger.bind(**bound) if bound else logger
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,12 +26,13 @@ from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.jobs import EmbeddedScheduler, next_fire_time
 from timebridge.jobs.tasks import Skipped, SyncService
-from timebridge.logs import get_logger
 from timebridge.retry import RetryPolicy
 from timebridge.store import Store, open_store
 from timebridge.sync.runner import RunReport
 
-logger = get_logger(__name__)
+# Standard-library logging, as everywhere in the package: `timebridge.logs` renders it as
+# structured lines, and nothing is printed when the host application configured nothing.
+logger = logging.getLogger(__name__)
 
 #: The embedded scheduler as the service runs it: account ids, one sync result per run.
 SyncScheduler = EmbeddedScheduler[int, RunReport | Skipped]
@@ -115,7 +117,7 @@ async def database_reachable(store: Store, within: float = DATABASE_PING_TIMEOUT
         async with asyncio.timeout(within), store.database.engine.connect() as connection:
             await connection.run_sync(_ping)
     except Exception as exc:
-        logger.warning("database unreachable", error=type(exc).__name__)
+        logger.warning("database unreachable", extra={"error": type(exc).__name__})
         return False
     return True
 
@@ -150,7 +152,7 @@ def _lifespan(
                 state.scheduler_task = asyncio.create_task(
                     _run_scheduler(state.scheduler), name="timebridge-embedded-scheduler"
                 )
-                logger.info("embedded scheduler started", cron=state.scheduler.cron)
+                logger.info("embedded scheduler started", extra={"cron": state.scheduler.cron})
             yield
         finally:
             task, state.scheduler_task = state.scheduler_task, None
