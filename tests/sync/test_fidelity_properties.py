@@ -12,9 +12,14 @@ Every history runs through `SyncRunner` over real HTTP against both simulators (
 servers started once per module, switched to fresh simulators for every example) and is judged
 by the independent oracle (`tests.sync.oracle.truth`), never by the planner.
 
-Cost: about 200 examples in all by default. `TIMEBRIDGE_FIDELITY_EXAMPLES=2000` raises the total
-(shared out in the same proportions) for a deeper search; examples are derandomized unless
-`TIMEBRIDGE_FIDELITY_SEED` picks another search, so a CI result never flickers.
+The fault properties also carry, as explicit examples, the minimal histories of the runner bugs
+they found (see "minimal histories" below): each fails at once, legibly, until the runner is
+fixed, and guards against the bug coming back afterwards.
+
+Cost: about 200 examples in all by default, about ten seconds when they pass.
+`TIMEBRIDGE_FIDELITY_EXAMPLES=2000` raises the total (shared out in the same proportions) for a
+deeper search; examples are derandomized unless `TIMEBRIDGE_FIDELITY_SEED` picks another search,
+so a CI result never flickers.
 """
 
 from __future__ import annotations
