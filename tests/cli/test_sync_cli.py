@@ -403,6 +403,9 @@ def test_a_user_whose_toggl_token_was_revoked_is_disconnected_with_exit_3(
     again = invoke("--user", "1")
     assert_exit(again, 3)
     assert "user 1: no active Toggl connection" in again.stderr
+    preview = invoke("--user", "1", "--dry-run")
+    assert_exit(preview, 3)
+    assert "user 1: no active Toggl connection; connect it again" in preview.stderr
 
 
 @pytest.mark.parametrize(

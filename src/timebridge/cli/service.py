@@ -43,7 +43,6 @@ from timebridge.retry import RetryPolicy
 from timebridge.store import AccountNotFound, SecretKeyError, StoreError, open_store
 from timebridge.sync.runner import RunKind, RunOutcome, RunReport
 from timebridge.toggl import errors as toggl_errors
-from timebridge.web import create_app
 
 #: The CLI's notion of "now"; tests replace it to agree with the simulators' fake clock.
 CLOCK: Clock = SystemClock()
@@ -86,7 +85,9 @@ async def _check_store(settings: Settings) -> None:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", envvar="TIMEBRIDGE_HOST", help="Interface."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", envvar="TIMEBRIDGE_HOST", help="Interface to listen on."
+    ),
     port: int = typer.Option(8000, "--port", envvar="TIMEBRIDGE_PORT", help="Port to listen on."),
     no_scheduler: bool = typer.Option(
         False,
@@ -99,6 +100,9 @@ def serve(
     ),
 ) -> None:
     """Run the service: /healthz, /metrics, and syncs of every connected user on schedule."""
+    # Imported here: every other command would pay for loading FastAPI.
+    from timebridge.web import create_app
+
     configure_logging(log_format=log_format.value, level=_log_level(log_level))
     settings = load_settings()
     with _store_errors(settings):
@@ -163,7 +167,11 @@ def sync(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the run does."),
     log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
-    """Sync one user now: by account id, or personal mode from a timebridge.toml."""
+    """Sync one user now: by account id, or personal mode from a timebridge.toml.
+
+    Exit codes: 0 done, 1 values Exist refused, 2 usage or config, 3 a token refused,
+    4 Toggl's hourly quota spent, 5 no such account, 6 Toggl or Exist unavailable.
+    """
     configure_logging(
         log_format=log_format.value, level=logging.INFO if verbose else logging.WARNING
     )
