@@ -408,6 +408,12 @@ def test_a_user_whose_toggl_token_was_revoked_is_disconnected_with_exit_3(
     assert "user 1: no active Toggl connection; connect it again" in preview.stderr
 
 
+def test_a_bad_secret_key_is_a_usage_error_that_never_shows_the_key(invoke: Invoke) -> None:
+    result = invoke("--user", "1", env_overrides={"TIMEBRIDGE_SECRET_KEYS": "not-a-fernet-key"})
+    assert_exit(result, 2)
+    assert "not-a-fernet-key" not in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

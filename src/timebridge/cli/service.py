@@ -256,6 +256,8 @@ def _sync_errors(config: Path | None) -> Iterator[None]:
         _fail(f"Exist is unavailable: {exc.message}", ExitCode.UNAVAILABLE)
     except (toggl_errors.TogglError, exist_errors.ExistError) as exc:
         _fail(exc.message, ExitCode.OTHER)
+    except SecretKeyError as exc:
+        _fail(str(exc), ExitCode.USAGE)
     except StoreError as exc:
         _fail(str(exc), ExitCode.OTHER)
 
