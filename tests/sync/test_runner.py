@@ -27,7 +27,7 @@ from timebridge.fakes.toggl import TogglSimulator
 from timebridge.fakes.toggl.state import USER_QUOTA
 from timebridge.sync.attributes import other_owners
 from timebridge.sync.ledger import InMemoryLedgerStore, KeptEntry, UserId
-from timebridge.sync.planner import ValueWrite
+from timebridge.sync.planner import IN_FLIGHT, ValueWrite
 from timebridge.sync.runner import RunKind, RunOutcome
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -329,7 +329,9 @@ async def test_crash_after_exist_write_never_double_counts(
     assert "the database went away" in (crashed.error or "")
     # Exist took both batches; the ledger only the first.
     assert len(exist_sim.requests_to(UPDATE)) == 2
-    assert len(alice.ledger_rows()) == 35
+    rows = alice.ledger_rows().values()
+    assert sum(value != IN_FLIGHT for value in rows) == 35
+    assert sum(value == IN_FLIGHT for value in rows) == 13, "the uncommitted batch is in flight"
     alice.assert_exist_matches_truth()
 
     again = await alice.run()
@@ -478,7 +480,9 @@ async def test_server_errors_fail_the_run_and_the_next_run_repairs(
     assert exist_down.outcome is RunOutcome.FAILED
     assert exist_down.values_written == 35
     assert exist_down.failures[0].status_code == 502
-    assert len(alice.ledger_rows()) == 35
+    rows = alice.ledger_rows().values()
+    assert sum(value != IN_FLIGHT for value in rows) == 35
+    assert sum(value == IN_FLIGHT for value in rows) == 7, "a 502 may have been applied"
 
     exist_sim.faults.clear()
     repaired = await alice.run()

@@ -9,6 +9,7 @@ from timebridge.cli.db import db_app
 from timebridge.cli.exist import exist_app
 from timebridge.cli.fakes import fakes_app
 from timebridge.cli.secrets import secrets_app
+from timebridge.cli.service import serve, sync
 from timebridge.cli.toggl import toggl_app
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app.add_typer(exist_app, name="exist")
 app.add_typer(fakes_app, name="fakes")
 app.add_typer(db_app, name="db")
 app.add_typer(secrets_app, name="secrets")
+app.command("serve")(serve)
+app.command("sync")(sync)
 
 
 def _version(value: bool) -> None:

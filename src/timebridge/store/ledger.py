@@ -22,7 +22,7 @@ from timebridge.store._sql import rowcount, upsert
 from timebridge.store.database import Database
 from timebridge.store.models import Base, KeptEntryRow, LedgerRow
 from timebridge.sync.ledger import KeptEntry, LedgerStore, UserId
-from timebridge.sync.planner import PURGE_AFTER_DAYS, AttributeDate, ValueWrite
+from timebridge.sync.planner import IN_FLIGHT, PURGE_AFTER_DAYS, AttributeDate, ValueWrite
 
 _LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
 _ENTRIES: Table = Base.metadata.tables[KeptEntryRow.__tablename__]
@@ -79,6 +79,11 @@ class SqlLedgerStore:
                 )
             )
             return {(attribute, day): value for attribute, day, value in rows}
+
+    async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
+        await self.record_accepted(
+            user_id, [ValueWrite(attribute, day, IN_FLIGHT) for attribute, day in keys]
+        )
 
     async def record_accepted(self, user_id: UserId, accepted: Sequence[ValueWrite]) -> None:
         # The last write of a key wins, as it would one by one; one statement cannot touch a

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from timebridge.sync.planner import AttributeDate, ValueWrite
+from timebridge.sync.planner import IN_FLIGHT, AttributeDate, ValueWrite
 from timebridge.toggl.models import TimeEntry
 
 #: How the store knows a user (the store's primary key for them).
@@ -61,6 +61,11 @@ class LedgerStore(Protocol):
         """The user's ledger: (attribute, date) -> the value Exist last accepted from us."""
         ...
 
+    async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
+        """Before a batch is sent: mark its cells `IN_FLIGHT`, atomically, so that whatever
+        happens to the answer, the next plan writes them again."""
+        ...
+
     async def record_accepted(self, user_id: UserId, accepted: Sequence[ValueWrite]) -> None:
         """Commit the values Exist accepted from one write batch, atomically."""
         ...
@@ -93,6 +98,12 @@ class InMemoryLedgerStore:
     async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
         async with self._lock:
             return dict(self._ledgers.get(user_id, {}))
+
+    async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
+        async with self._lock:
+            ledger = self._ledgers.setdefault(user_id, {})
+            for key in keys:
+                ledger[key] = IN_FLIGHT
 
     async def record_accepted(self, user_id: UserId, accepted: Sequence[ValueWrite]) -> None:
         async with self._lock:

@@ -18,7 +18,8 @@ Counting rules (DESIGN.md, "The bridge: exact semantics"):
   minutes once;
 - every mapped attribute gets a value for every window date, zero included, so a deleted or
   moved entry brings its old day down. Attributes that were written before but are no longer
-  mapped are brought down to zero too, before they are released.
+  mapped are brought down to zero too, before they are released;
+- a ledger cell marked `IN_FLIGHT` (written, answer never recorded) is written again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ PURGE_AFTER_DAYS = 21
 FETCH_MARGIN = timedelta(days=1)
 
 AttributeDate = tuple[str, date]
+
+#: A ledger value meaning "a write of this cell was sent and its answer never recorded": Exist
+#: may hold the old value or the new one. Such a cell is written again whatever its desired
+#: value, zero included, so a run that died between Exist's answer and the ledger commit (or a
+#: write whose answer was lost) can never leave Exist wrong.
+IN_FLIGHT = -1
 
 
 @dataclass(frozen=True)
@@ -204,7 +211,7 @@ def _needs_write(last_written: int | None, value: int) -> bool:
     # A zero never written is not written: Exist shows no data, which reads the same.
     if last_written is None:
         return value != 0
-    return last_written != value
+    return last_written == IN_FLIGHT or last_written != value
 
 
 def _require_aware(instant: datetime) -> None:

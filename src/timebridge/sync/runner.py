@@ -26,9 +26,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from timebridge.clock import Clock
 from timebridge.exist import BATCH_SIZE, ERROR_UNAUTHORISED, AsyncExistClient, UpdateItem
 from timebridge.exist import errors as exist_errors
+from timebridge.retry import RetryReason
 from timebridge.sync.attributes import reacquire, release_attributes
 from timebridge.sync.ledger import KeptEntry, LedgerStore, UserId
 from timebridge.sync.planner import (
+    IN_FLIGHT,
     AttributeDate,
     SyncPlan,
     ValueWrite,
@@ -161,6 +163,17 @@ class _Run:
     next_sync_after: datetime | None = None
     zone: ZoneInfo | None = None
     zone_checked_at: datetime | None = None
+
+
+def _surely_not_applied(error: exist_errors.ExistError) -> bool:
+    """Whether Exist certainly did not apply a write that failed this way.
+
+    A refusal (4xx, 401 included) or a request that never left is certain; a 5xx or a lost
+    answer is not, so those cells stay in flight.
+    """
+    if isinstance(error, exist_errors.ServerError | exist_errors.TransportError):
+        return error.retry_reason is RetryReason.CONNECT_FAILED
+    return True
 
 
 def _chunks(writes: Sequence[ValueWrite], size: int = BATCH_SIZE) -> Iterator[Sequence[ValueWrite]]:
@@ -486,14 +499,28 @@ class SyncRunner:
         kept: list[tuple[ValueWrite, str]] = []
         for batch in _chunks(writes):
             by_key = {(write.attribute, write.date): write for write in batch}
-            result = await self._settings.exist.update(
-                UpdateItem(name=write.attribute, date=write.date, value=write.value)
-                for write in batch
-            )
+            before = {key: ledger.get(key) for key in by_key}
+            # Marked before sending: if the answer is lost or the run dies before the commit
+            # below, the next plan writes these cells again, whatever their value then.
+            await self._ledger.mark_in_flight(self._user, by_key)
+            for key in by_key:
+                ledger[key] = IN_FLIGHT
+            try:
+                result = await self._settings.exist.update(
+                    UpdateItem(name=write.attribute, date=write.date, value=write.value)
+                    for write in batch
+                )
+            except exist_errors.ExistError as exc:
+                if _surely_not_applied(exc):
+                    await self._restore(list(by_key), before, ledger)
+                raise
             accepted = [by_key[(item.item.name, item.item.date)] for item in result.succeeded]
             await self._ledger.record_accepted(self._user, accepted)
             for write in accepted:
                 ledger[(write.attribute, write.date)] = write.value
+            # A refused item was not applied: Exist still holds what the ledger said before.
+            refused_keys = [(f.item.name, f.item.date) for f in result.failed]
+            await self._restore(refused_keys, before, ledger)
             run.written.extend(accepted)
             for failure in result.failed:
                 write = by_key[(failure.item.name, failure.item.date)]
@@ -511,6 +538,24 @@ class SyncRunner:
                 )
         return kept
 
+    async def _restore(
+        self,
+        keys: Sequence[AttributeDate],
+        before: Mapping[AttributeDate, int | None],
+        ledger: dict[AttributeDate, int],
+    ) -> None:
+        """Put back the ledger rows of items Exist refused (so not in flight after all)."""
+        if not keys:
+            return
+        known = [ValueWrite(a, d, v) for (a, d) in keys if (v := before.get((a, d))) is not None]
+        unknown = [key for key in keys if before.get(key) is None]
+        await self._ledger.record_accepted(self._user, known)
+        await self._ledger.forget(self._user, unknown)
+        for write in known:
+            ledger[(write.attribute, write.date)] = write.value
+        for key in unknown:
+            ledger.pop(key, None)
+
     async def _forget_attributes(
         self, attributes: set[str], ledger: dict[AttributeDate, int]
     ) -> None:
@@ -524,13 +569,18 @@ class SyncRunner:
     async def _release_retired(
         self, run: _Run, plan: SyncPlan, ledger: dict[AttributeDate, int]
     ) -> None:
-        """Release unmapped attributes whose window is back to zero in Exist, and forget them."""
+        """Release unmapped attributes once every row of theirs is back to zero, and forget them.
+
+        Every row, not just the window's: a day outside the window (dated in another zone,
+        say) may still hold our minutes, and forgetting it would strand them there. Such an
+        attribute stays ours until that day enters the window and is zeroed, or is purged.
+        """
         refused = {failure.attribute for failure in run.failures if failure.attribute}
+        holding = {attribute for (attribute, _), value in ledger.items() if value != 0}
         ready = {
             attribute
             for attribute in plan.retired_attributes
-            if attribute not in refused
-            and all(ledger.get((attribute, day), 0) == 0 for day in plan.window)
+            if attribute not in refused and attribute not in holding
         }
         if not ready:
             return
