@@ -15,7 +15,7 @@ from timebridge.clock import FakeClock
 from timebridge.store import Database, Store
 from timebridge.store.crypto import SecretBox
 from timebridge.sync.ledger import InMemoryLedgerStore, KeptEntry, LedgerStore
-from timebridge.sync.planner import ValueWrite
+from timebridge.sync.planner import IN_FLIGHT, ValueWrite
 
 D1, D2, D3 = date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10)
 T0 = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
@@ -92,6 +92,15 @@ async def test_a_later_batch_overwrites_the_same_day(case: LedgerCase) -> None:
         user, [ValueWrite("tv_min", D1, 12), ValueWrite("tv_min", D2, 7)]
     )
     assert await case.store.load(user) == {("tv_min", D1): 12, ("tv_min", D2): 7}
+
+
+async def test_cells_in_flight_are_marked_until_exist_answers(case: LedgerCase) -> None:
+    user = await case.new_user()
+    await case.store.record_accepted(user, [ValueWrite("tv_min", D1, 30)])
+    await case.store.mark_in_flight(user, [("tv_min", D1), ("tv_min", D2)])
+    assert await case.store.load(user) == {("tv_min", D1): IN_FLIGHT, ("tv_min", D2): IN_FLIGHT}
+    await case.store.record_accepted(user, [ValueWrite("tv_min", D1, 45)])
+    assert await case.store.load(user) == {("tv_min", D1): 45, ("tv_min", D2): IN_FLIGHT}
 
 
 async def test_the_last_write_of_a_key_in_one_batch_wins(case: LedgerCase) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.sync.oracle import truth
 from timebridge.sync.planner import (
+    IN_FLIGHT,
     ValueWrite,
     fetch_range,
     plan_sync,
@@ -153,6 +154,12 @@ def test_nothing_changed_means_nothing_to_write() -> None:
     assert plan_sync(entries, MAPPING, ledger, BERLIN, NOW).writes == ()
 
 
+def test_a_cell_in_flight_is_written_again_even_as_zero() -> None:
+    ledger = {("productive_min", date(2026, 3, 9)): IN_FLIGHT}
+    plan = plan_sync([], MAPPING, ledger, BERLIN, NOW)
+    assert plan.writes == (ValueWrite("productive_min", date(2026, 3, 9), 0),)
+
+
 def test_never_written_zero_is_not_written() -> None:
     plan = plan_sync([], MAPPING, {}, BERLIN, NOW)
     assert plan.writes == ()
@@ -273,7 +280,8 @@ def histories(draw: st.DrawFn) -> tuple[list[TimeEntry], dict[int, str], ZoneInf
         st.sampled_from([*attributes, "gaming_min"]),
         st.builds(lambda n: today - timedelta(days=n), st.integers(0, 25)),
     )
-    ledger = draw(st.dictionaries(ledger_keys, st.integers(0, 2000), max_size=12))
+    ledger_values = st.one_of(st.just(IN_FLIGHT), st.integers(0, 2000))
+    ledger = draw(st.dictionaries(ledger_keys, ledger_values, max_size=12))
     return entries, mapping, zone, now, ledger
 
 
