@@ -1,0 +1,245 @@
+"""The measured process of `bench/throughput.py`: one engine's sync cycles, in a process of its own.
+
+    python -m bench.throughput_worker CONFIG.json
+
+Reads what to run from the config file `bench/throughput.py` wrote (`WorkerConfig`), opens the
+store the benchmark seeded and runs, for the engine asked:
+- `timebridge`: a first full cycle (not measured: it fills the ledger and reads every user's
+  zone from Exist), then a steady-state cycle, then, after ~10 % of the users changed their
+  Toggl entries, a changed cycle; each cycle is `EmbeddedScheduler.run_cycle` with
+  `max_concurrency` slots over `SyncService.sync_user`;
+- `naive`: the same two measured cycles as a plain loop that syncs one user after the other.
+
+Prints one JSON line: every cycle's figures and the process's peak RSS (`ru_maxrss`, its own,
+since the engine runs alone in this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import json
+import logging
+import random
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from timebridge.config import Settings
+from timebridge.jobs import EmbeddedScheduler
+from timebridge.jobs.tasks import Skipped, SyncService
+from timebridge.store import open_store
+from timebridge.sync.runner import RunReport
+
+TIMEBRIDGE = "timebridge"
+NAIVE = "naive"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What one worker process runs; written as JSON by the benchmark."""
+
+    engine: str
+    settings: dict[str, Any]
+    #: (account id, simulator user index) of the users this engine syncs, in order.
+    users: list[tuple[int, int]]
+    concurrency: int
+    seed: int
+    change_fraction: float
+    toggl_control: str
+    exist_control: str
+    #: Run a first, unmeasured cycle before the measured ones.
+    warm_up: bool
+    #: Profile the measured cycles with cProfile into this directory (slows them down).
+    profile_dir: str | None = None
+
+
+@dataclass
+class CycleFigures:
+    """One cycle of one engine, as the table shows it."""
+
+    engine: str
+    cycle: str
+    users: int
+    seconds: float
+    cpu_seconds: float
+    toggl_requests: int
+    exist_requests: int
+    values_written: int
+    users_written: int
+    outcomes: dict[str, int] = field(default_factory=dict)
+    changed_users: int = 0
+    #: What the simulators saw during the cycle (requests answered, CPU seconds spent).
+    sim_toggl_requests: int = 0
+    sim_exist_requests: int = 0
+    sim_cpu_seconds: float = 0.0
+
+    @property
+    def users_per_second(self) -> float:
+        return self.users / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(count for outcome, count in self.outcomes.items() if outcome != "succeeded")
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What a worker prints: its cycles and its own peak RSS."""
+
+    cycles: list[CycleFigures]
+    peak_rss_mb: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerResult:
+        return cls([CycleFigures(**cycle) for cycle in data["cycles"]], data["peak_rss_mb"])
+
+
+class Simulators:
+    """The simulators' control API (never delayed, never counted as API requests)."""
+
+    def __init__(self, toggl_control: str, exist_control: str) -> None:
+        self._http = httpx.Client(timeout=120)
+        self._toggl = toggl_control.rstrip("/")
+        self._exist = exist_control.rstrip("/")
+
+    def stats(self) -> tuple[int, int, float]:
+        """Requests answered so far by Toggl and Exist, and the CPU both have spent."""
+        toggl = self._http.get(f"{self._toggl}/stats").raise_for_status().json()
+        exist = self._http.get(f"{self._exist}/stats").raise_for_status().json()
+        return (
+            sum(toggl["requests"].values()),
+            sum(exist["requests"].values()),
+            toggl["cpu_seconds"] + exist["cpu_seconds"],
+        )
+
+    def change(self, indices: Sequence[int], salt: str) -> int:
+        body = {"indices": list(indices), "salt": salt}
+        answer = self._http.post(f"{self._toggl}/change", json=body).raise_for_status().json()
+        return int(answer["users"])
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def changed_indices(config: WorkerConfig) -> list[int]:
+    """The simulator users who change their entries before the changed cycle (~10 %)."""
+    indices = [index for _, index in config.users]
+    count = max(1, round(len(indices) * config.change_fraction)) if indices else 0
+    return sorted(random.Random(f"{config.seed}:{config.engine}:change").sample(indices, count))
+
+
+async def run(config: WorkerConfig) -> WorkerResult:
+    settings = Settings(**config.settings)
+    store = await open_store(settings)
+    service = SyncService(store, settings)
+    simulators = Simulators(config.toggl_control, config.exist_control)
+    accounts = [account for account, _ in config.users]
+    reports: list[RunReport | Skipped] = []
+
+    async def sync_user(user: int) -> RunReport | Skipped:
+        result = await service.sync_user(user)
+        reports.append(result)
+        return result
+
+    async def listed() -> list[int]:
+        return accounts
+
+    if config.engine == TIMEBRIDGE:
+        scheduler = EmbeddedScheduler(
+            cron="40 * * * *",
+            list_users=listed,
+            sync_user=sync_user,
+            max_concurrency=config.concurrency,
+        )
+
+        async def cycle() -> None:
+            report = await scheduler.run_cycle()
+            if report.failed:
+                raise RuntimeError(f"{len(report.failed)} syncs raised")
+
+    else:
+
+        async def cycle() -> None:
+            for user in accounts:
+                await sync_user(user)
+
+    figures: list[CycleFigures] = []
+    try:
+        if config.warm_up:
+            figures.append(await _measure(config, "first", cycle, reports, simulators))
+        figures.append(await _measure(config, "steady", cycle, reports, simulators))
+        changed = simulators.change(changed_indices(config), f"{config.seed}:{config.engine}")
+        after = await _measure(config, "changed", cycle, reports, simulators)
+        after.changed_users = changed
+        figures.append(after)
+    finally:
+        simulators.close()
+        await store.close()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return WorkerResult(figures, peak_kb / 1024)
+
+
+async def _measure(
+    config: WorkerConfig,
+    name: str,
+    cycle: Callable[[], Awaitable[None]],
+    reports: list[RunReport | Skipped],
+    simulators: Simulators,
+) -> CycleFigures:
+    reports.clear()
+    toggl_before, exist_before, sim_cpu_before = simulators.stats()
+    profiler = cProfile.Profile() if config.profile_dir and name != "first" else None
+    cpu_began, began = time.process_time(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    await cycle()
+    if profiler is not None:
+        profiler.disable()
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+    toggl_after, exist_after, sim_cpu_after = simulators.stats()
+    if profiler is not None and config.profile_dir is not None:
+        profiler.dump_stats(str(Path(config.profile_dir) / f"{config.engine}-{name}.prof"))
+    runs = [report for report in reports if isinstance(report, RunReport)]
+    outcomes = Counter(
+        report.outcome.value if isinstance(report, RunReport) else "skipped" for report in reports
+    )
+    return CycleFigures(
+        engine=config.engine,
+        cycle=name,
+        users=len(reports),
+        seconds=seconds,
+        cpu_seconds=cpu,
+        toggl_requests=sum(report.toggl_requests for report in runs),
+        exist_requests=sum(report.exist_requests for report in runs),
+        values_written=sum(report.values_written for report in runs),
+        users_written=sum(1 for report in runs if report.values_written),
+        outcomes=dict(outcomes),
+        sim_toggl_requests=toggl_after - toggl_before,
+        sim_exist_requests=exist_after - exist_before,
+        sim_cpu_seconds=sim_cpu_after - sim_cpu_before,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        raise SystemExit("usage: python -m bench.throughput_worker CONFIG.json")
+    # Every run is reported in the figures; a log line per failed run would only be noise.
+    logging.basicConfig(level=logging.ERROR)
+    raw = json.loads(Path(args[0]).read_text())
+    raw["users"] = [tuple(pair) for pair in raw["users"]]
+    result = asyncio.run(run(WorkerConfig(**raw)))
+    cycles = [asdict(cycle) for cycle in result.cycles]
+    print(json.dumps({"cycles": cycles, "peak_rss_mb": result.peak_rss_mb}))
+
+
+if __name__ == "__main__":
+    main()
