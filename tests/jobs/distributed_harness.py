@@ -182,6 +182,15 @@ class LiveWorld:
         return sorted(await self.store.sync_runs.recent(user, limit=100), key=_started)
 
 
+def describe(runs: Sequence[SyncRun]) -> str:
+    """The runs as one line each, errors included, for assertion messages."""
+    return "; ".join(
+        f"{run.kind} {run.outcome} {run.started_at:%H:%M:%S.%f}-{run.finished_at:%H:%M:%S.%f}"
+        + (f" ({run.error})" if run.error else "")
+        for run in runs
+    )
+
+
 def _started(run: SyncRun) -> object:
     return (run.started_at, run.id)
 
@@ -225,10 +234,13 @@ class WorkerProcess:
         log_dir: Path,
         *,
         concurrency: int = 8,
-        heartbeat: float = 0.5,
-        stalled_after: float = 2.0,
+        heartbeat: float | None = None,
+        stalled_after: float | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
+        """`heartbeat` and `stalled_after` default to production's (10 s, 30 s): short ones only
+        where a test kills a worker, since a worker starved of CPU for that long would be taken
+        for dead and its running jobs rerun alongside it."""
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
@@ -240,10 +252,8 @@ class WorkerProcess:
             name,
             "--concurrency",
             str(concurrency),
-            "--heartbeat",
-            str(heartbeat),
-            "--stalled-after",
-            str(stalled_after),
+            *(["--heartbeat", str(heartbeat)] if heartbeat is not None else []),
+            *(["--stalled-after", str(stalled_after)] if stalled_after is not None else []),
             *extra_args,
         ]
         self.process = subprocess.Popen(

@@ -29,6 +29,7 @@ from tests.jobs.distributed_harness import (
     LiveWorld,
     QueueDatabase,
     WorkerProcess,
+    describe,
     overlapping,
     run_cli,
     wait_for,
@@ -43,7 +44,9 @@ from timebridge.fakes import serve_in_thread
 from timebridge.fakes.exist import ExistSimulator
 from timebridge.fakes.toggl import TogglSimulator
 from timebridge.jobs.distributed import (
+    CLEANUP_TASK,
     FAN_OUT_TASK,
+    RECOVER_TASK,
     SYNC_NOW_PRIORITY,
     SYNC_USER_TASK,
     EngineOptions,
@@ -64,6 +67,7 @@ from timebridge.jobs.distributed import (
 )
 from timebridge.jobs.tasks import Skipped, SyncService
 from timebridge.store import Database, SecretBox, Store, new_key
+from timebridge.sync.planner import IN_FLIGHT
 from timebridge.sync.runner import RunKind, RunReport
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -222,7 +226,10 @@ async def test_one_cycle_syncs_each_of_200_users_exactly_once_across_two_workers
 
     for user in users:
         runs = await world.runs(user)
-        assert [run.outcome for run in runs] == ["succeeded"], world.names[user]
+        assert [run.outcome for run in runs] == ["succeeded"], (
+            f"{world.names[user]}: {describe(runs)}\n"
+            + "\n".join(worker.diagnostics() for worker in workers)
+        )
         assert not overlapping(runs)
         assert await world.mismatches(user) == []
     for worker in workers:
@@ -244,7 +251,8 @@ async def test_worker_killed_mid_job_is_rerun_elsewhere_and_nothing_is_counted_t
     # Exist holds every write for a while: the jobs are in flight when the worker dies, and
     # the writes land in Exist afterwards, with nobody left to record them in the ledger.
     world.exist_sim.faults.add(method="POST", path="/api/2/attributes/update/", latency=4.0)
-    doomed = spawn("doomed", concurrency=12)
+    fast_recovery = {"heartbeat": 0.5, "stalled_after": 3.0}
+    doomed = spawn("doomed", concurrency=12, **fast_recovery)
     await wait_for(
         lambda: clean_database.registered_workers() == 1,
         within=30,
@@ -261,21 +269,23 @@ async def test_worker_killed_mid_job_is_rerun_elsewhere_and_nothing_is_counted_t
         workers=[doomed],
         what="every job to be writing to Exist",
     )
-    in_flight = clean_database.doing_sync_jobs()
+    running = clean_database.doing_sync_jobs()
     doomed.kill()
-    assert {lock for _, lock in in_flight} == {user_lock(user) for user in users}
+    assert {lock for _, lock in running} == {user_lock(user) for user in users}
     for user in users:
-        assert await world.store.ledger.load(user) == {}, "killed before any commit"
+        ledger = await world.store.ledger.load(user)
+        assert ledger, "a write was on its way"
+        assert set(ledger.values()) == {IN_FLIGHT}, "killed before Exist's answer was recorded"
         assert await world.runs(user) == []
     world.exist_sim.faults.clear()
 
-    rescuer = spawn("rescuer", concurrency=4)
+    rescuer = spawn("rescuer", concurrency=4, **fast_recovery)
     final = await wait_until_drained(clean_database, [rescuer], within=40)
     assert final == {}, f"every recovered job succeeded: {final}"
     assert rescuer.log().count("recovered job") == len(users), rescuer.diagnostics()
     for user in users:
         runs = await world.runs(user)
-        assert [run.outcome for run in runs] == ["succeeded"], world.names[user]
+        assert [run.outcome for run in runs] == ["succeeded"], describe(runs)
         assert await world.mismatches(user) == []
 
 
@@ -345,8 +355,8 @@ async def test_runs_of_one_user_never_overlap_even_with_idle_workers(
     await wait_until_drained(clean_database, workers, within=30)
     for user in users:
         runs = await world.runs(user)
-        assert len(runs) == 2, world.names[user]
-        assert not overlapping(runs), "the second run waited for the first"
+        assert len(runs) == 2, describe(runs)
+        assert not overlapping(runs), describe(runs)
         assert await world.mismatches(user) == []
 
 
@@ -447,6 +457,20 @@ def test_conninfo_is_libpq_form_of_the_store_url() -> None:
         postgres_conninfo("sqlite+aiosqlite:///tmp/timebridge.db")
 
 
+def test_the_app_schedules_cycles_recovery_and_cleanup(settings: Settings) -> None:
+    options = EngineOptions(heartbeat_interval=1, stalled_after=5)
+    app = build_app(settings, options)
+    schedules = {
+        (periodic.task.name, periodic.cron)
+        for periodic in app.periodic_registry.periodic_tasks.values()
+    }
+    assert schedules == {
+        (FAN_OUT_TASK, settings.sync_cron),
+        (RECOVER_TASK, "* * * * * */5"),
+        (CLEANUP_TASK, "17 4 * * *"),
+    }
+
+
 def test_engine_options_refuse_a_stall_timeout_shorter_than_the_heartbeat() -> None:
     with pytest.raises(ValueError, match="stalled_after"):
         EngineOptions(heartbeat_interval=10, stalled_after=5)
@@ -494,8 +518,10 @@ async def test_a_scheduled_cycle_is_one_fan_out_job_that_queues_every_connected_
     await queue.configure_task(FAN_OUT_TASK).defer_async(timestamp=int(time.time()))
     assert clean_database.sync_jobs_by_status() == {}
 
+    await queue.configure_task(CLEANUP_TASK).defer_async(timestamp=int(time.time()))
     await run_worker(settings, concurrency=1, wait=False, install_signal_handlers=False)
     assert clean_database.sync_jobs_by_status().keys() <= {"todo", "doing"}, "queued by the job"
+    assert not list(await queue.job_manager.list_jobs_async(status="failed"))
     await drain_in_process(settings, clean_database)
     for user in users:
         assert len(await world.runs(user)) == 1, world.names[user]

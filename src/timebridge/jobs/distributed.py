@@ -25,6 +25,9 @@ fan-out queued the user again meanwhile, that retry fails inside the worker and 
 Either way the rerun is harmless: values are written to Exist as absolute numbers and the ledger
 only holds what Exist confirmed (`timebridge.sync.runner`), so nothing is ever counted twice.
 
+Successful jobs are deleted as they finish (each run is recorded in the store's `sync_runs`);
+failed ones are kept two weeks for whoever investigates, then a daily job removes them.
+
 Workers open one store per process (`run_worker`) and hand it to every job through the job
 context; the web process only needs an open `App` to call `sync_now`.
 """
@@ -59,6 +62,7 @@ logger = logging.getLogger(__name__)
 SYNC_USER_TASK: Final = "timebridge.sync_user"
 FAN_OUT_TASK: Final = "timebridge.fan_out"
 RECOVER_TASK: Final = "timebridge.recover_stalled_jobs"
+CLEANUP_TASK: Final = "timebridge.remove_old_jobs"
 #: Users' syncs, and the engine's own bookkeeping (fan-outs, recovery), in separate queues so
 #: that a deployment can give them separate workers; a worker listens to both by default.
 SYNC_QUEUE: Final = "sync"
@@ -67,6 +71,9 @@ SCHEDULE_QUEUE: Final = "schedule"
 SYNC_NOW_PRIORITY: Final = 10
 #: Where a worker puts its `WorkerResources` in the job context.
 RESOURCES_KEY: Final = "timebridge"
+#: Finished jobs that were kept (failed, cancelled, aborted) are deleted after this long, daily.
+KEEP_FINISHED_JOBS: Final = timedelta(days=14)
+CLEANUP_CRON: Final = "17 4 * * *"
 #: How many jobs one statement queues during a fan-out.
 FAN_OUT_BATCH: Final = 500
 #: Any constant works; it only has to be the same for every Timebridge process (and differ from
@@ -295,6 +302,10 @@ def build_app(
     app.periodic(cron=options.recovery_cron, periodic_id="stalled", queueing_lock=RECOVER_TASK)(
         recover_task
     )
+    cleanup_task = app.task(name=CLEANUP_TASK, queue=SCHEDULE_QUEUE, pass_context=True)(
+        _cleanup_task
+    )
+    app.periodic(cron=CLEANUP_CRON, periodic_id="daily", queueing_lock=CLEANUP_TASK)(cleanup_task)
     return app
 
 
@@ -372,6 +383,16 @@ async def _recover_task(context: JobContext, timestamp: int) -> str:
         context.app, stalled_after=options.stalled_after, max_recoveries=options.max_recoveries
     )
     return f"{report.retried} retried, {report.superseded} superseded, {report.given_up} given up"
+
+
+async def _cleanup_task(context: JobContext, timestamp: int) -> str:
+    """Keep the jobs table small: successful jobs are deleted as they finish (`run_worker`),
+    the others are kept a while for whoever investigates, then go too."""
+    hours = int(KEEP_FINISHED_JOBS.total_seconds() // 3600)
+    await context.app.job_manager.delete_old_jobs(
+        nb_hours=hours, include_failed=True, include_cancelled=True, include_aborted=True
+    )
+    return f"removed jobs finished over {hours} hours ago"
 
 
 # --- queueing ---------------------------------------------------------------------------------
