@@ -152,7 +152,7 @@ def start_simulator(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=_child_environment(),
     )
     assert process.stdout is not None
     line = _first_line(process.stdout, SIMULATOR_START_TIMEOUT)
@@ -197,6 +197,12 @@ def simulators(
     finally:
         for simulator in started:
             stop_simulator(simulator)
+
+
+def _child_environment() -> dict[str, str]:
+    """Our environment, with the repository importable (before anything else on the path)."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -265,7 +271,7 @@ def run_worker(config: WorkerConfig, directory: Path) -> WorkerResult:
         capture_output=True,
         text=True,
         timeout=WORKER_TIMEOUT,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=_child_environment(),
     )
     lines = finished.stdout.strip().splitlines()
     if finished.returncode != 0 or not lines:
@@ -397,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
             database(args.database_url, directory) as database_url,
         ):
             seeded = json.loads(manifest.read_text())
-            settings = {
+            settings: dict[str, Any] = {
                 "data_dir": str(directory),
                 "database_url": database_url,
                 "secret_keys": new_key(),
@@ -406,11 +412,12 @@ def main(argv: Sequence[str] | None = None) -> Report:
                 "exist_oauth_base_url": f"{exist.url}/oauth2/",
                 "auto_migrate": False,
             }
+            store_settings = Settings.model_validate(settings)
             store_began = time.perf_counter()
-            pairs = asyncio.run(seed_store(Settings(**settings), seeded))
+            pairs = asyncio.run(seed_store(store_settings, seeded))
             store_seconds = time.perf_counter() - store_began
             entries = sum(int(user["entries"]) for user in seeded)
-            database_name = "SQLite" if Settings(**settings).is_sqlite else "PostgreSQL"
+            database_name = "SQLite" if store_settings.is_sqlite else "PostgreSQL"
             print(
                 f"{args.users} users (seed {args.seed}): {entries} Toggl entries "
                 f"({entries / args.users:.0f} per user over 14 days); simulators seeded in "
