@@ -126,12 +126,16 @@ def measure(
     """Run `count` histories through `engines` in each fault mode; results in history order."""
     if workers <= 1:
         _quiet()
-        with Stage() as stage:
-            results = [
-                result
-                for index in range(count)
-                for result in run_history(stage, seed, index, modes, engines)
-            ]
+        try:
+            with Stage() as stage:
+                results = [
+                    result
+                    for index in range(count)
+                    for result in run_history(stage, seed, index, modes, engines)
+                ]
+        finally:
+            # In-process (a test calling main), logging is the caller's: give it back.
+            logging.disable(logging.NOTSET)
     else:
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers, initializer=_start_worker) as pool:

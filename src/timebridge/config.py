@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     #: The Exist OAuth client Timebridge acts as (needed to refresh users' tokens).
     exist_client_id: str | None = None
     exist_client_secret: SecretStr | None = None
+    #: At scale, each user's sync is spread over this many seconds after the cycle's start (a
+    #: stable per-user offset), so thousands of users do not hit Toggl and Exist at once.
+    sync_jitter_seconds: int = Field(default=0, ge=0, le=86_400)
     #: How many users the embedded scheduler syncs at once.
     sync_concurrency: int = Field(default=8, ge=1, le=256)
     #: When syncs run (cron, in UTC); hourly at :40 by default.

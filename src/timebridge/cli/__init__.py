@@ -11,6 +11,7 @@ from timebridge.cli.fakes import fakes_app
 from timebridge.cli.secrets import secrets_app
 from timebridge.cli.service import serve, sync
 from timebridge.cli.toggl import toggl_app
+from timebridge.cli.worker import worker_app
 
 app = typer.Typer(
     name="timebridge",
@@ -25,6 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(secrets_app, name="secrets")
 app.command("serve")(serve)
 app.command("sync")(sync)
+app.add_typer(worker_app, name="worker")
 
 
 def _version(value: bool) -> None:

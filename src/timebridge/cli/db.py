@@ -59,6 +59,11 @@ def upgrade_command(
     settings = load_settings()
     with database_errors(settings):
         now_at = asyncio.run(upgrade(settings.database_url, revision))
+        if not settings.is_sqlite:
+            # The job queue of `timebridge worker` lives in the same PostgreSQL.
+            from timebridge.jobs.distributed import apply_schema
+
+            asyncio.run(apply_schema(settings.database_url))
     console.print(f"Database {settings.display_database_url} is at revision {now_at}.")
 
 

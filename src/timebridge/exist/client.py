@@ -20,7 +20,7 @@ from typing import Self, TypeVar
 import httpx
 
 from timebridge import __version__
-from timebridge._http import ApiRequest, AsyncDriver, Operation, SyncDriver
+from timebridge._http import ApiRequest, AsyncDriver, Operation, SyncDriver, shared_ssl_context
 from timebridge.clock import Clock, SystemClock
 from timebridge.exist import _api
 from timebridge.exist.errors import AuthenticationError, ExistErrors
@@ -185,6 +185,7 @@ class AsyncExistClient:
             base_url=_with_slash(base_url),
             timeout=httpx.Timeout(timeout),
             headers=_HEADERS,
+            verify=shared_ssl_context(),
         )
         self._driver = AsyncDriver(
             http, ExistErrors(self._credentials.secrets), retry or RetryPolicy()
@@ -436,6 +437,7 @@ class ExistClient:
             base_url=_with_slash(base_url),
             timeout=httpx.Timeout(timeout),
             headers=_HEADERS,
+            verify=shared_ssl_context(),
         )
         self._driver = SyncDriver(
             http, ExistErrors(self._credentials.secrets), retry or RetryPolicy()

@@ -165,7 +165,7 @@ class EngineOptions:
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
         """Options from settings; `sync_jitter_seconds` is read only if Settings has it."""
-        jitter = getattr(settings, "sync_jitter_seconds", 0) or 0
+        jitter = settings.sync_jitter_seconds
         return cls(jitter=timedelta(seconds=float(jitter)))
 
     @property

@@ -15,7 +15,7 @@ from typing import Self, TypeVar
 import httpx
 
 from timebridge import __version__
-from timebridge._http import AsyncDriver, Operation, SyncDriver
+from timebridge._http import AsyncDriver, Operation, SyncDriver, shared_ssl_context
 from timebridge.clock import Clock, SystemClock
 from timebridge.retry import RetryPolicy
 from timebridge.toggl import _api
@@ -108,6 +108,7 @@ def _client_options(
         "base_url": base_url,
         "timeout": httpx.Timeout(timeout),
         "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+        "verify": shared_ssl_context(),
     }
 
 
