@@ -6,6 +6,7 @@ import typer
 
 from timebridge import __version__
 from timebridge.cli.db import db_app
+from timebridge.cli.demo import demo
 from timebridge.cli.exist import exist_app
 from timebridge.cli.fakes import fakes_app
 from timebridge.cli.secrets import secrets_app
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command("demo")(demo)
 app.add_typer(toggl_app, name="toggl")
 app.add_typer(exist_app, name="exist")
 app.add_typer(fakes_app, name="fakes")
