@@ -17,6 +17,7 @@ since the engine runs alone in this process).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import json
 import logging
@@ -142,10 +143,16 @@ async def run(config: WorkerConfig) -> WorkerResult:
     service = SyncService(store, settings)
     simulators = Simulators(config.toggl_control, config.exist_control)
     accounts = [account for account, _ in config.users]
-    reports: list[RunReport | Skipped] = []
+    reports: list[RunReport | Skipped | BaseException] = []
 
     async def sync_user(user: int) -> RunReport | Skipped:
-        result = await service.sync_user(user)
+        try:
+            result = await service.sync_user(user)
+        except Exception as exc:
+            # `sync_user` raised (the store failed outside the runner's guard): the scheduler
+            # logs it and goes on; the figures count it.
+            reports.append(exc)
+            raise
         reports.append(result)
         return result
 
@@ -161,15 +168,14 @@ async def run(config: WorkerConfig) -> WorkerResult:
         )
 
         async def cycle() -> None:
-            report = await scheduler.run_cycle()
-            if report.failed:
-                raise RuntimeError(f"{len(report.failed)} syncs raised")
+            await scheduler.run_cycle()
 
     else:
 
         async def cycle() -> None:
             for user in accounts:
-                await sync_user(user)
+                with contextlib.suppress(Exception):  # counted in the figures
+                    await sync_user(user)
 
     figures: list[CycleFigures] = []
     try:
@@ -191,7 +197,7 @@ async def _measure(
     config: WorkerConfig,
     name: str,
     cycle: Callable[[], Awaitable[None]],
-    reports: list[RunReport | Skipped],
+    reports: list[RunReport | Skipped | BaseException],
     simulators: Simulators,
 ) -> CycleFigures:
     reports.clear()
@@ -208,9 +214,7 @@ async def _measure(
     if profiler is not None and config.profile_dir is not None:
         profiler.dump_stats(str(Path(config.profile_dir) / f"{config.engine}-{name}.prof"))
     runs = [report for report in reports if isinstance(report, RunReport)]
-    outcomes = Counter(
-        report.outcome.value if isinstance(report, RunReport) else "skipped" for report in reports
-    )
+    outcomes = Counter(_outcome(report) for report in reports)
     return CycleFigures(
         engine=config.engine,
         cycle=name,
@@ -226,6 +230,14 @@ async def _measure(
         sim_exist_requests=exist_after - exist_before,
         sim_cpu_seconds=sim_cpu_after - sim_cpu_before,
     )
+
+
+def _outcome(result: RunReport | Skipped | BaseException) -> str:
+    if isinstance(result, RunReport):
+        return result.outcome.value
+    if isinstance(result, Skipped):
+        return "skipped"
+    return f"raised {type(result).__name__}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
