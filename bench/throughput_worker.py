@@ -3,15 +3,16 @@
     python -m bench.throughput_worker CONFIG.json
 
 Reads what to run from the config file `bench/throughput.py` wrote (`WorkerConfig`), opens the
-store the benchmark seeded and runs, for the engine asked:
-- `timebridge`: a first full cycle (not measured: it fills the ledger and reads every user's
-  zone from Exist), then a steady-state cycle, then, after ~10 % of the users changed their
-  Toggl entries, a changed cycle; each cycle is `EmbeddedScheduler.run_cycle` with
-  `max_concurrency` slots over `SyncService.sync_user`;
-- `naive`: the same two measured cycles as a plain loop that syncs one user after the other.
+store the benchmark seeded, warms the process up with one full cycle of its users through
+`EmbeddedScheduler` (not measured; for Timebridge it is the table's "first" cycle, which fills
+the ledger and reads every user's zone from Exist), then measures a steady-state cycle and, after
+~10 % of its users changed their Toggl entries, a changed cycle. A measured cycle is
+- `timebridge`: `EmbeddedScheduler.run_cycle` with `concurrency` slots over
+  `SyncService.sync_user`;
+- `naive`: a plain loop calling `SyncService.sync_user` for one user after the other.
 
-Prints one JSON line: every cycle's figures and the process's peak RSS (`ru_maxrss`, its own,
-since the engine runs alone in this process).
+Both engines measure warm processes on the same footing. Prints one JSON line: every cycle's
+figures and the process's peak RSS (`ru_maxrss`, its own: the engine runs alone in it).
 """
 
 from __future__ import annotations
@@ -51,13 +52,14 @@ class WorkerConfig:
     settings: dict[str, Any]
     #: (account id, simulator user index) of the users this engine syncs, in order.
     users: list[tuple[int, int]]
+    #: Timebridge's `max_concurrency` (also the warm-up's, for both engines).
     concurrency: int
     seed: int
     change_fraction: float
     toggl_control: str
     exist_control: str
-    #: Run a first, unmeasured cycle before the measured ones.
-    warm_up: bool
+    #: Report the warm-up cycle as the "first" cycle (Timebridge's table rows).
+    report_warm_up: bool
     #: Profile the measured cycles with cProfile into this directory (slows them down).
     profile_dir: str | None = None
 
@@ -159,28 +161,27 @@ async def run(config: WorkerConfig) -> WorkerResult:
     async def listed() -> list[int]:
         return accounts
 
-    if config.engine == TIMEBRIDGE:
-        scheduler = EmbeddedScheduler(
-            cron="40 * * * *",
-            list_users=listed,
-            sync_user=sync_user,
-            max_concurrency=config.concurrency,
-        )
+    scheduler = EmbeddedScheduler(
+        cron="40 * * * *",
+        list_users=listed,
+        sync_user=sync_user,
+        max_concurrency=config.concurrency,
+    )
 
-        async def cycle() -> None:
-            await scheduler.run_cycle()
+    async def scheduled() -> None:
+        await scheduler.run_cycle()
 
-    else:
+    async def one_after_another() -> None:
+        for user in accounts:
+            with contextlib.suppress(Exception):  # counted in the figures
+                await sync_user(user)
 
-        async def cycle() -> None:
-            for user in accounts:
-                with contextlib.suppress(Exception):  # counted in the figures
-                    await sync_user(user)
-
+    cycle = scheduled if config.engine == TIMEBRIDGE else one_after_another
     figures: list[CycleFigures] = []
     try:
-        if config.warm_up:
-            figures.append(await _measure(config, "first", cycle, reports, simulators))
+        first = await _measure(config, "first", scheduled, reports, simulators)
+        if config.report_warm_up:
+            figures.append(first)
         figures.append(await _measure(config, "steady", cycle, reports, simulators))
         changed = simulators.change(changed_indices(config), f"{config.seed}:{config.engine}")
         after = await _measure(config, "changed", cycle, reports, simulators)
