@@ -99,6 +99,50 @@ def shared_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+class ConnectionPool:
+    """Keep-alive connections shared by the short-lived clients a process opens, run after run.
+
+    A sync run opens a Toggl and an Exist client for one user; with a pool of their own, each run
+    would pay a TCP (and TLS) handshake per service and leave warm connections behind. Clients
+    given `pool.lend()` as their transport share these connections instead: closing a client
+    leaves the pool open, and whoever made the pool closes it. Requests carry their own
+    credentials, so a connection holds nothing of the user who used it last.
+
+    A pool belongs to the event loop it is first used on (like every asyncio connection).
+    """
+
+    def __init__(self, limits: httpx.Limits | None = None) -> None:
+        self._transport = httpx.AsyncHTTPTransport(
+            verify=shared_ssl_context(),
+            limits=limits or httpx.Limits(max_connections=256, max_keepalive_connections=128),
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"ConnectionPool(closed={self._closed})"
+
+    def lend(self) -> httpx.AsyncBaseTransport:
+        """A transport for one client; closing it does not close the pool."""
+        if self._closed:
+            raise RuntimeError("the connection pool is closed")
+        return _Lent(self._transport)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._transport.aclose()
+
+
+class _Lent(httpx.AsyncBaseTransport):
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None  # the pool's owner closes it
+
+
 def _build(http: httpx.Client | httpx.AsyncClient, request: ApiRequest) -> httpx.Request:
     return http.build_request(
         request.method,
