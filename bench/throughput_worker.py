@@ -11,8 +11,9 @@ the ledger and reads every user's zone from Exist), then measures a steady-state
   `SyncService.sync_user`;
 - `naive`: a plain loop calling `SyncService.sync_user` for one user after the other.
 
-Both engines measure warm processes on the same footing. Prints one JSON line: every cycle's
-figures and the process's peak RSS (`ru_maxrss`, its own: the engine runs alone in it).
+Both engines measure warm processes on the same footing, on the event loop `timebridge serve`
+runs its scheduler on (uvloop where installed, as uvicorn chooses). Prints one JSON line: every
+cycle's figures and the process's peak RSS (`ru_maxrss`, its own: the engine runs alone in it).
 """
 
 from __future__ import annotations
@@ -241,6 +242,14 @@ def _outcome(result: RunReport | Skipped | BaseException) -> str:
     return f"raised {type(result).__name__}"
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # not on Windows: asyncio's own loop, as uvicorn would use
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
@@ -249,7 +258,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.ERROR)
     raw = json.loads(Path(args[0]).read_text())
     raw["users"] = [tuple(pair) for pair in raw["users"]]
-    result = asyncio.run(run(WorkerConfig(**raw)))
+    # The event loop `timebridge serve` runs the embedded scheduler on (uvicorn picks uvloop).
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        result = runner.run(run(WorkerConfig(**raw)))
     cycles = [asdict(cycle) for cycle in result.cycles]
     print(json.dumps({"cycles": cycles, "peak_rss_mb": result.peak_rss_mb}))
 
