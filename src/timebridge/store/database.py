@@ -3,9 +3,12 @@
 SQLite needs three things to behave like a database the bridge can trust:
 - `foreign_keys=ON`, or cascades and the claim/mapping keys are silently ignored;
 - WAL, so the web pages can read while a sync writes;
-- transactions we begin ourselves (`BEGIN IMMEDIATE`): Python's sqlite3 otherwise starts them
-  lazily at the first write, so a read-then-write could see a stale read, and a deferred
-  transaction that upgrades to a write lock fails at once instead of waiting its turn.
+- transactions we begin ourselves: Python's sqlite3 otherwise starts them lazily at the first
+  write, so a read-then-write could see a stale read. A transaction that may write begins with
+  `BEGIN IMMEDIATE`, taking the write lock at once: a deferred transaction that upgrades to a
+  write lock fails at once instead of waiting its turn. A read-only one (`Database.read()`)
+  begins with a plain, deferred `BEGIN`: under WAL it reads one consistent snapshot and neither
+  waits for the writer nor holds it up, so loads never queue behind other users' writes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 #: How long a SQLite connection waits for another's write lock before giving up (ms).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: The execution option that marks the engine of `Database.read()` sessions.
+READ_ONLY = "timebridge_read_only"
 
 
 def async_url(database_url: str | URL) -> URL:
@@ -75,7 +80,10 @@ def _configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -84,11 +92,14 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class Database:
-    """One engine and its sessions; `transaction()` is the unit every repository call uses."""
+    """One engine and its sessions: every repository call is one `transaction()` if it may
+    write, one `read()` if it only reads."""
 
     def __init__(self, database_url: str | URL, *, echo: bool = False) -> None:
         self.engine = create_engine(database_url, echo=echo)
         self.sessions = session_factory(self.engine)
+        # Same pool, marked so that SQLite begins its transactions deferred (see `_on_begin`).
+        self.read_sessions = session_factory(self.engine.execution_options(**{READ_ONLY: True}))
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -100,8 +111,21 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on exit, rolled back on any exception."""
+        """A session in one transaction that may write: committed on exit, rolled back on any
+        exception. On SQLite it holds the write lock from its start."""
         async with self.sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction that only reads.
+
+        On SQLite it takes no lock the writer needs and waits for none: its queries read one
+        snapshot (WAL), taken at the first. It must not write: a deferred transaction that
+        upgrades to a write fails at once instead of waiting its turn. On PostgreSQL it is an
+        ordinary transaction. What was loaded stays readable after it ends.
+        """
+        async with self.read_sessions() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:

@@ -2,7 +2,8 @@
 
 It implements `timebridge.sync.ledger.LedgerStore` call for call, each call one transaction:
 the values Exist accepted from one write batch are committed together or not at all, so the
-ledger never claims a value Exist did not confirm (DESIGN.md, "Write").
+ledger never claims a value Exist did not confirm (DESIGN.md, "Write"). Loads are read
+transactions, which on SQLite do not queue for the write lock.
 
 `purge` is the store-wide clean-up of rows older than the 21 days the bridge keeps; the runner
 also forgets its own user's old dates every run, in the user's zone.
@@ -72,7 +73,7 @@ class SqlLedgerStore:
         return f"SqlLedgerStore({self._db!r})"
 
     async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = await session.execute(
                 select(LedgerRow.attribute, LedgerRow.day, LedgerRow.value).where(
                     LedgerRow.account_id == user_id
@@ -146,7 +147,7 @@ class SqlLedgerStore:
                 await session.execute(_ENTRIES.insert(), rows)
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = await session.scalars(
                 select(KeptEntryRow)
                 .where(KeptEntryRow.account_id == user_id)

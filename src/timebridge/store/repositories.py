@@ -1,5 +1,8 @@
 """Typed repositories: each method is one transaction and returns plain frozen records.
 
+A method that only reads uses a read transaction (`Database.read()`), which on SQLite does not
+wait for the write lock; one that may write uses `Database.transaction()`.
+
 Records are dataclasses, not ORM objects, so nothing lazy escapes a closed session and nothing
 secret rides along: a connection record says whether it has a token, and the token itself is
 only handed out, decrypted and wrapped in `SecretStr`, by an explicit `token()`/`tokens()` call.
@@ -109,14 +112,14 @@ class AccountRepository:
         return Account.of(row)
 
     async def get(self, account_id: int) -> Account:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             row = await session.get(AccountRow, account_id)
             if row is None:
                 raise AccountNotFound(f"no account {account_id}")
             return Account.of(row)
 
     async def by_email(self, email: str) -> Account | None:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             row = await session.scalar(
                 select(AccountRow).where(AccountRow.email == email.strip().lower())
             )
@@ -151,7 +154,7 @@ class AccountRepository:
             )
             .order_by(AccountRow.id)
         )
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             return list((await session.execute(query)).scalars())
 
     async def delete(self, account_id: int) -> bool:
@@ -248,19 +251,19 @@ class TogglConnectionRepository:
         query = select(TogglConnectionRow).where(TogglConnectionRow.account_id == owner)
         if status is not None:
             query = query.where(TogglConnectionRow.status == status.value)
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = await session.scalars(
                 query.order_by(TogglConnectionRow.created_at, TogglConnectionRow.id)
             )
             return [TogglConnection.of(row) for row in rows]
 
     async def get(self, owner: int, connection_id: str) -> TogglConnection:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             return TogglConnection.of(await self._row(session, owner, connection_id))
 
     async def default(self, owner: int) -> TogglConnection | None:
         """The connection used when none is named (the bridge's, and the gateway's fallback)."""
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             row = await session.scalar(
                 select(TogglConnectionRow).where(
                     TogglConnectionRow.account_id == owner, TogglConnectionRow.is_default
@@ -280,7 +283,7 @@ class TogglConnectionRepository:
 
     async def token(self, owner: int, connection_id: str) -> SecretStr:
         """The decrypted token; `ConnectionPending` if none was given yet."""
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             row = await self._row(session, owner, connection_id)
             ciphertext = row.token_encrypted
         if ciphertext is None:
@@ -429,13 +432,13 @@ class ExistConnectionRepository:
             return ExistConnection.of(row)
 
     async def get(self, account_id: int) -> ExistConnection | None:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             row = await session.get(ExistConnectionRow, account_id)
             return ExistConnection.of(row) if row is not None else None
 
     async def tokens(self, account_id: int) -> ExistTokens:
         """The decrypted grant, ready for `ExistClient`."""
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             row = await self._row(session, account_id)
             access, refresh = row.access_token_encrypted, row.refresh_token_encrypted
             expires_at, scopes = row.expires_at, row.scopes
@@ -585,7 +588,7 @@ class ClaimRepository:
 
     async def holders(self, account_id: int) -> dict[str, str]:
         """attribute -> the integration holding it, for the user."""
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = await session.execute(
                 select(AttributeClaimRow.attribute, AttributeClaimRow.integration).where(
                     AttributeClaimRow.account_id == account_id
@@ -595,7 +598,7 @@ class ClaimRepository:
 
     async def retiring_toggl(self, account_id: int) -> set[str]:
         """Attributes Toggl still holds but no project maps to: to zero, release, then forget."""
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = await session.scalars(
                 select(AttributeClaimRow.attribute).where(
                     AttributeClaimRow.account_id == account_id,
@@ -663,7 +666,7 @@ class MappingRepository:
             return rowcount(result) > 0
 
     async def for_account(self, account_id: int) -> list[ProjectMapping]:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = await session.scalars(
                 select(MappingRow)
                 .where(MappingRow.account_id == account_id)
@@ -833,7 +836,7 @@ class SyncRunRepository:
 
     async def recent(self, account_id: int, limit: int = 20) -> list[SyncRun]:
         """The user's last runs, newest first."""
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = await session.scalars(
                 select(SyncRunRow)
                 .where(SyncRunRow.account_id == account_id)
@@ -843,7 +846,7 @@ class SyncRunRepository:
             return [SyncRun.of(row) for row in rows]
 
     async def count(self, account_id: int) -> int:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             total = await session.scalar(
                 select(func.count())
                 .select_from(SyncRunRow)

@@ -91,7 +91,7 @@ async def count_stale_secrets(database: Database, box: SecretBox) -> int:
     stale = 0
     for table_name, column_name in encrypted_columns():
         column = Base.metadata.tables[table_name].c[column_name]
-        async with database.transaction() as session:
+        async with database.read() as session:
             for ciphertext in await session.scalars(select(column).where(column.is_not(None))):
                 if not box.is_primary(ciphertext):
                     stale += 1
