@@ -15,7 +15,7 @@ from timebridge.sync.runner import RunKind, RunOutcome, RunReport
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 #: Tables that hold nothing of the Toggl integration once it is disconnected.
-TOGGL_TABLES = ("toggl_connections", "mappings", "ledger", "kept_entries")
+TOGGL_TABLES = ("toggl_connections", "mappings", "ledger", "kept_entries", "kept_entry_digests")
 
 
 async def set_up_everything(store: Store, email: str) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,21 +15,26 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 from sqlalchemy.engine import Connection
 
 from tests.store.fixtures import PostgresServer
+from tests.store.transaction_log import transaction_log
 from timebridge.config import Settings
 from timebridge.store import (
+    Database,
     SecretKeyError,
+    Store,
     create_engine,
     current_revision,
     head_revision,
+    new_key,
     open_store,
     upgrade,
 )
 from timebridge.store.crypto import SecretBox
-from timebridge.store.models import Base
+from timebridge.store.models import AccountRow, Base, KeptEntryRow
+from timebridge.sync.ledger import KeptEntry
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -139,3 +145,54 @@ async def test_an_upgrade_that_fails_leaves_the_database_as_it_was(
     finally:
         await engine.dispose()
     assert await upgrade(empty_database_url) == head_revision()
+
+
+async def test_upgrading_a_0001_database_with_data_keeps_it_and_its_entries(
+    empty_database_url: str,
+) -> None:
+    assert await upgrade(empty_database_url, "0001") == "0001"
+    start = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+    kept = [
+        KeptEntry(1, 10, start, start + timedelta(minutes=30), start),
+        KeptEntry(2, None, start + timedelta(hours=1), None, None),
+    ]
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(AccountRow.__table__).values(id=1, email="ada@example.com", created_at=start)
+            )
+            await connection.execute(
+                insert(KeptEntryRow.__table__),
+                [
+                    {
+                        "account_id": 1,
+                        "entry_id": entry.id,
+                        "project_id": entry.project_id,
+                        "start": entry.start,
+                        "stop": entry.stop,
+                        "updated_at": entry.updated_at,
+                    }
+                    for entry in kept
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+    assert await upgrade(empty_database_url) == head_revision()
+
+    store = Store(Database(empty_database_url), SecretBox([new_key()]))
+    try:
+        assert (await store.accounts.get(1)).email == "ada@example.com"
+        assert await store.ledger.entries(1) == kept
+        # No digest yet: the first fetch is compared row by row, and only the digest is written.
+        with transaction_log(store.database) as first:
+            await store.ledger.replace_entries(1, kept)
+        assert first.rows_written("kept_entries") == []
+        assert len(first.rows_written("kept_entry_digests")) == 1
+        with transaction_log(store.database) as second:
+            await store.ledger.replace_entries(1, kept)
+        assert second.writers == []
+        assert await store.ledger.entries(1) == kept
+    finally:
+        await store.close()

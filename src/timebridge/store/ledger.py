@@ -5,15 +5,21 @@ the values Exist accepted from one write batch are committed together or not at 
 ledger never claims a value Exist did not confirm (DESIGN.md, "Write"). Loads are read
 transactions, which on SQLite do not queue for the write lock.
 
+Kept entries are replaced every run, but most runs fetch exactly what the last one did: a digest
+of the kept entries (`kept_entry_digests`) lets an unchanged fetch end after one read, and a
+changed one writes only the entries that differ.
+
 `purge` is the store-wide clean-up of rows older than the 21 days the bridge keeps; the runner
 also forgets its own user's old dates every run, in the user's zone.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,12 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from timebridge.clock import Clock, SystemClock
 from timebridge.store._sql import rowcount, upsert
 from timebridge.store.database import Database
-from timebridge.store.models import Base, KeptEntryRow, LedgerRow
+from timebridge.store.models import Base, KeptEntryDigestRow, KeptEntryRow, LedgerRow
 from timebridge.sync.ledger import KeptEntry, LedgerStore, UserId
 from timebridge.sync.planner import IN_FLIGHT, PURGE_AFTER_DAYS, AttributeDate, ValueWrite
 
 _LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
 _ENTRIES: Table = Base.metadata.tables[KeptEntryRow.__tablename__]
+_DIGESTS: Table = Base.metadata.tables[KeptEntryDigestRow.__tablename__]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -52,10 +61,44 @@ async def delete_ledger(session: AsyncSession, user_id: UserId) -> int:
 
 
 async def delete_entries(session: AsyncSession, user_id: UserId) -> int:
-    """Delete the user's kept entries inside the caller's transaction."""
+    """Delete the user's kept entries (and their digest) inside the caller's transaction."""
+    await session.execute(
+        delete(KeptEntryDigestRow).where(KeptEntryDigestRow.account_id == user_id)
+    )
     return rowcount(
         await session.execute(delete(KeptEntryRow).where(KeptEntryRow.account_id == user_id))
     )
+
+
+def _micros(instant: datetime | None) -> int | None:
+    return None if instant is None else (instant - _EPOCH) // _MICROSECOND
+
+
+def entries_digest(entries: Iterable[KeptEntry]) -> str:
+    """SHA-256 (hex) of the entries as the store keeps them: by id, instants to the microsecond
+    whatever their offset, so a fetch equal to the kept rows has the kept rows' digest."""
+    keys = sorted(
+        (
+            entry.id,
+            entry.project_id,
+            _micros(entry.start),
+            _micros(entry.stop),
+            _micros(entry.updated_at),
+        )
+        for entry in entries
+    )
+    return hashlib.sha256(repr(keys).encode()).hexdigest()
+
+
+def _entry_row(user_id: UserId, entry: KeptEntry) -> dict[str, Any]:
+    return {
+        "account_id": user_id,
+        "entry_id": entry.id,
+        "project_id": entry.project_id,
+        "start": entry.start,
+        "stop": entry.stop,
+        "updated_at": entry.updated_at,
+    }
 
 
 class SqlLedgerStore:
@@ -130,39 +173,46 @@ class SqlLedgerStore:
         # An entry seen twice (adjacent fetch ranges can both return it) is kept once: the last
         # sighting is the newest.
         by_id = {entry.id: entry for entry in entries}
-        rows = [
-            {
-                "account_id": user_id,
-                "entry_id": entry.id,
-                "project_id": entry.project_id,
-                "start": entry.start,
-                "stop": entry.stop,
-                "updated_at": entry.updated_at,
-            }
-            for entry in by_id.values()
-        ]
+        digest = entries_digest(by_id.values())
+        async with self._db.read() as session:
+            kept_digest = await session.scalar(
+                select(KeptEntryDigestRow.digest).where(KeptEntryDigestRow.account_id == user_id)
+            )
+        if kept_digest == digest:
+            return
         async with self._db.transaction() as session:
-            await delete_entries(session, user_id)
-            if rows:
-                await session.execute(_ENTRIES.insert(), rows)
+            kept = {entry.id: entry for entry in await _kept_entries(session, user_id)}
+            gone = [{"b_entry_id": entry_id} for entry_id in kept.keys() - by_id.keys()]
+            if gone:
+                await session.execute(
+                    _ENTRIES.delete().where(
+                        _ENTRIES.c.account_id == user_id,
+                        _ENTRIES.c.entry_id == bindparam("b_entry_id"),
+                    ),
+                    gone,
+                )
+            # Equal entries compare equal whatever their instants' offsets (as stored: UTC).
+            changed = [
+                _entry_row(user_id, entry)
+                for entry_id, entry in by_id.items()
+                if kept.get(entry_id) != entry
+            ]
+            if changed:
+                statement = upsert(
+                    session,
+                    _ENTRIES,
+                    ["account_id", "entry_id"],
+                    ["project_id", "start", "stop", "updated_at"],
+                )
+                await session.execute(statement, changed)
+            await session.execute(
+                upsert(session, _DIGESTS, ["account_id"], ["digest"]),
+                [{"account_id": user_id, "digest": digest}],
+            )
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
         async with self._db.read() as session:
-            rows = await session.scalars(
-                select(KeptEntryRow)
-                .where(KeptEntryRow.account_id == user_id)
-                .order_by(KeptEntryRow.start, KeptEntryRow.entry_id)
-            )
-            return [
-                KeptEntry(
-                    id=row.entry_id,
-                    project_id=row.project_id,
-                    start=row.start,
-                    stop=row.stop,
-                    updated_at=row.updated_at,
-                )
-                for row in rows
-            ]
+            return await _kept_entries(session, user_id)
 
     async def purge(self, before: date) -> PurgeCounts:
         """Delete every user's ledger rows dated before `before`, and kept entries that started
@@ -172,6 +222,14 @@ class SqlLedgerStore:
             ledger_rows = rowcount(
                 await session.execute(delete(LedgerRow).where(LedgerRow.day < before))
             )
+            # Their kept entries change, so their digests no longer describe them.
+            await session.execute(
+                delete(KeptEntryDigestRow).where(
+                    KeptEntryDigestRow.account_id.in_(
+                        select(KeptEntryRow.account_id).where(KeptEntryRow.start < cutoff)
+                    )
+                )
+            )
             entries = rowcount(
                 await session.execute(delete(KeptEntryRow).where(KeptEntryRow.start < cutoff))
             )
@@ -180,6 +238,22 @@ class SqlLedgerStore:
     async def purge_expired(self) -> PurgeCounts:
         """`purge` with the bridge's 21 days, counted from the store's clock."""
         return await self.purge(purge_cutoff(self._clock.now()))
+
+
+async def _kept_entries(session: AsyncSession, user_id: UserId) -> list[KeptEntry]:
+    """The user's kept entries, oldest first."""
+    rows = await session.execute(
+        select(
+            KeptEntryRow.entry_id,
+            KeptEntryRow.project_id,
+            KeptEntryRow.start,
+            KeptEntryRow.stop,
+            KeptEntryRow.updated_at,
+        )
+        .where(KeptEntryRow.account_id == user_id)
+        .order_by(KeptEntryRow.start, KeptEntryRow.entry_id)
+    )
+    return [KeptEntry(*row) for row in rows]
 
 
 def _implements_the_protocol(store: SqlLedgerStore) -> LedgerStore:

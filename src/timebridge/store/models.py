@@ -265,6 +265,22 @@ class KeptEntryRow(Base):
     updated_at: Mapped[datetime | None]
 
 
+class KeptEntryDigestRow(Base):
+    """A digest of the user's kept entries, so a fetch that changed nothing writes nothing.
+
+    Whatever changes a user's kept entries deletes or rewrites this row in the same
+    transaction; no row means "unknown", and the next fetch is compared row by row.
+    """
+
+    __tablename__ = "kept_entry_digests"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: SHA-256, in hex, of the entries as `timebridge.store.ledger.entries_digest` sees them.
+    digest: Mapped[str] = mapped_column(String(64))
+
+
 class SyncRunRow(Base):
     """The record of one sync run, for the status page and the scheduler."""
 
