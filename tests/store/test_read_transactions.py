@@ -37,10 +37,11 @@ async def test_loads_read_while_another_transaction_holds_the_write_lock(store: 
         )
         # On SQLite the writer holds the database's only write lock until it commits; a read
         # that asked for it would wait the whole busy timeout (10 s) here.
-        account, ledger, entries = await asyncio.wait_for(
+        account, ledger, context, entries = await asyncio.wait_for(
             asyncio.gather(
                 store.accounts.get(user),
                 store.ledger.load(user),
+                store.sync_context(user),
                 store.ledger.entries(user),
             ),
             timeout=5,
@@ -48,6 +49,7 @@ async def test_loads_read_while_another_transaction_holds_the_write_lock(store: 
 
     assert account.display_name is None, "a read sees only what was committed"
     assert ledger == {("gaming_min", DAY.date()): 5}
+    assert context.secrets is not None
     assert [entry.id for entry in entries] == [1]
 
 
@@ -73,6 +75,7 @@ async def test_every_read_only_call_is_a_read_transaction(store: Store) -> None:
         await store.ledger.load(user)
         await store.ledger.entries(user)
         await store.ledger.replace_entries(user, [KeptEntry(1, 10, DAY, None, None)])
+        await store.sync_context(user)
         await count_stale_secrets(store.database, store.box)
 
     assert log.transactions

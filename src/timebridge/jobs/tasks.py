@@ -1,11 +1,15 @@
 """`SyncService.sync_user`: the one task both engines run, from the store to a recorded run.
 
 The embedded scheduler calls it in-process; the distributed engine calls it from a worker. Either
-way it loads the user's connections and mapping from the store, runs one `SyncRunner` pass and
-then carries out what the run's outcome asks of the caller (DESIGN.md, "Failures"):
+way it loads the user's connections and mapping from the store (one read), runs one `SyncRunner`
+pass and then carries out what the run's outcome asks of the caller (DESIGN.md, "Failures"):
 - DISCONNECTED: Toggl refused the token twice, so everything of the Toggl integration goes;
 - EXIST_BROKEN: Exist refused even a refreshed token, so syncing stops until a reconnect;
-- any outcome: the run is recorded for the status page, the zone read from Exist is kept.
+- any outcome: the run is recorded for the status page and, in the same write, a zone newly
+  read from Exist is kept.
+
+A steady-state run (nothing changed in Toggl) costs four short transactions, one of them a
+write: this context, the kept-entries check, the ledger load, and the run record.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.exist import AsyncExistClient, ExistTokens, OAuthApp
 from timebridge.retry import RetryPolicy
-from timebridge.store import ConnectionStatus, Store
+from timebridge.store import ConnectionPending, ConnectionStatus, ExistState, Store, ZoneReading
 from timebridge.sync.runner import RunKind, RunOutcome, RunReport, SyncRunner, UserSyncSettings
 from timebridge.toggl import AsyncTogglClient
 
@@ -71,29 +75,28 @@ class SyncService:
     async def sync_user(self, user_id: int, kind: RunKind = RunKind.SYNC) -> RunReport | Skipped:
         """One run of `kind` for one user; never raises for an upstream failure."""
         store = self._store
-        toggl_connection = await store.toggl_connections.default(user_id)
+        context = await store.sync_context(user_id)
+        toggl_connection, exist_connection = context.toggl, context.exist
         if toggl_connection is None or toggl_connection.status is not ConnectionStatus.ACTIVE:
             return Skipped(user_id, SkipReason.NO_TOGGL)
-        exist_connection = await store.exist_connections.get(user_id)
         if exist_connection is None or exist_connection.status is not ConnectionStatus.ACTIVE:
             return Skipped(user_id, SkipReason.NO_EXIST)
-        account = await store.accounts.get(user_id)
-        token = await store.toggl_connections.token(user_id, toggl_connection.id)
-        tokens = await store.exist_connections.tokens(user_id)
-        mapping = await store.mappings.project_map(user_id)
+        secrets = context.secrets
+        if secrets is None:
+            raise ConnectionPending(f"connection {toggl_connection.connection_id} has no token yet")
 
         async def keep_rotated_tokens(new_tokens: ExistTokens) -> None:
             await store.exist_connections.rotate(user_id, new_tokens)
 
         async with (
             AsyncTogglClient(
-                token.get_secret_value(),
+                secrets.toggl_token.get_secret_value(),
                 base_url=self._settings.toggl_base_url,
                 retry=self._retry,
                 clock=self._clock,
             ) as toggl,
             AsyncExistClient(
-                tokens,
+                secrets.exist_tokens,
                 app=self._exist_app,
                 on_tokens=keep_rotated_tokens,
                 base_url=self._settings.exist_base_url,
@@ -107,9 +110,9 @@ class SyncService:
                     user_id=user_id,
                     toggl=toggl,
                     exist=exist,
-                    mapping=mapping,
+                    mapping=context.mapping,
                     clock=self._clock,
-                    zone_override=_zone(account.time_zone),
+                    zone_override=_zone(context.zone_override),
                     exist_zone=_zone(exist_connection.time_zone),
                     exist_zone_checked_at=exist_connection.time_zone_checked_at,
                 ),
@@ -121,22 +124,24 @@ class SyncService:
                 report = await runner.repair()
             else:
                 report = await runner.run()
-        await self._after(report)
+        await self._after(report, exist_connection)
         return report
 
-    async def _after(self, report: RunReport) -> None:
+    async def _after(self, report: RunReport, exist_connection: ExistState) -> None:
         store, user_id = self._store, report.user_id
-        if report.zone is not None and report.zone_checked_at is not None:
-            await store.exist_connections.set_time_zone(
-                user_id, report.zone, report.zone_checked_at
-            )
         if report.outcome is RunOutcome.DISCONNECTED:
             logger.warning("user %s: Toggl refused the token twice; disconnecting Toggl", user_id)
             await store.disconnect_toggl(user_id)
         elif report.outcome is RunOutcome.EXIST_BROKEN:
             logger.warning("user %s: Exist refused the token after a refresh", user_id)
             await store.exist_connections.mark_broken(user_id)
-        await store.sync_runs.record(report)
+        # One write for the record and, only if the run read a different one, the zone.
+        zone = None
+        if report.zone is not None and report.zone_checked_at is not None:
+            known = (exist_connection.time_zone, exist_connection.time_zone_checked_at)
+            if (report.zone, report.zone_checked_at) != known:
+                zone = ZoneReading(report.zone, report.zone_checked_at)
+        await store.sync_runs.record(report, exist_zone=zone)
         metrics.record_run(
             report.kind, report.outcome, report.duration.total_seconds(), report.values_written
         )

@@ -10,6 +10,7 @@ Import from here; the modules behind it are free to move.
 """
 
 from timebridge.store._store import Store, open_store
+from timebridge.store.context import ExistState, RunSecrets, SyncContext, TogglState
 from timebridge.store.crypto import SecretBox, new_key
 from timebridge.store.database import Database, create_engine
 from timebridge.store.errors import (
@@ -42,6 +43,7 @@ from timebridge.store.repositories import (
     SyncRunRepository,
     TogglConnection,
     TogglConnectionRepository,
+    ZoneReading,
     disconnect_toggl,
 )
 from timebridge.store.rotation import RotationReport, count_stale_secrets, rotate_secrets
@@ -61,6 +63,7 @@ __all__ = [
     "DuplicateAccount",
     "ExistConnection",
     "ExistConnectionRepository",
+    "ExistState",
     "Integration",
     "InvalidMapping",
     "MappingRepository",
@@ -68,17 +71,21 @@ __all__ = [
     "ProjectMapping",
     "PurgeCounts",
     "RotationReport",
+    "RunSecrets",
     "RunSummary",
     "SecretBox",
     "SecretKeyError",
     "SqlLedgerStore",
     "Store",
     "StoreError",
+    "SyncContext",
     "SyncRun",
     "SyncRunRepository",
     "TogglConnection",
     "TogglConnectionRepository",
+    "TogglState",
     "UndecryptableSecret",
+    "ZoneReading",
     "count_stale_secrets",
     "create_engine",
     "current_revision",

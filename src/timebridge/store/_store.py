@@ -6,6 +6,7 @@ from types import TracebackType
 
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
+from timebridge.store.context import SyncContext, load_sync_context
 from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
 from timebridge.store.ledger import SqlLedgerStore
@@ -40,6 +41,10 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.database!r}, {self.box!r})"
+
+    async def sync_context(self, account_id: int) -> SyncContext:
+        """Everything a sync run of the user needs, in one read (see `SyncContext`)."""
+        return await load_sync_context(self.database, self.box, account_id)
 
     async def disconnect_toggl(self, account_id: int) -> DisconnectReport:
         """Delete everything of the user's Toggl integration (see `disconnect_toggl`)."""

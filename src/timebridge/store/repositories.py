@@ -402,6 +402,14 @@ class ExistConnection:
         )
 
 
+@dataclass(frozen=True)
+class ZoneReading:
+    """The zone read from the user's Exist profile, and when it was read."""
+
+    time_zone: str
+    checked_at: datetime
+
+
 class ExistConnectionRepository:
     """One Exist connection per account. Exist rotates both tokens on refresh and invalidates
     the old pair, so a refreshed pair is saved with one statement: never half of each."""
@@ -812,7 +820,9 @@ class SyncRunRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def record(self, report: RunSummary) -> SyncRun:
+    async def record(self, report: RunSummary, *, exist_zone: ZoneReading | None = None) -> SyncRun:
+        """Record the run and, in the same transaction, the zone it read from Exist (kept on
+        the Exist connection, if the user still has one)."""
         error = report.error
         row = SyncRunRow(
             account_id=report.user_id,
@@ -827,8 +837,15 @@ class SyncRunRepository:
             error=error[:RUN_ERROR_LENGTH] if error is not None else None,
             next_sync_after=report.next_sync_after,
         )
+        zone = _zone(exist_zone.time_zone) if exist_zone is not None else None
         try:
             async with self._db.transaction() as session:
+                if exist_zone is not None:
+                    await session.execute(
+                        update(ExistConnectionRow)
+                        .where(ExistConnectionRow.account_id == report.user_id)
+                        .values(time_zone=zone, time_zone_checked_at=exist_zone.checked_at)
+                    )
                 session.add(row)
         except IntegrityError:
             raise AccountNotFound(f"no account {report.user_id}") from None
@@ -933,5 +950,6 @@ __all__ = [
     "SyncRunRepository",
     "TogglConnection",
     "TogglConnectionRepository",
+    "ZoneReading",
     "disconnect_toggl",
 ]

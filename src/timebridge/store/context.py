@@ -1,0 +1,155 @@
+"""`SyncContext`: everything one sync run needs from the store, loaded in one read.
+
+A run used to ask six repositories in turn, a transaction each; at thousands of users an hour
+that is most of a worker's database time. `load_sync_context` reads the account's zone
+override, its default Toggl connection, its Exist connection and its project mapping in one
+read transaction, so they are also one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from timebridge.exist.models import ExistTokens
+from timebridge.store.crypto import SecretBox
+from timebridge.store.database import Database
+from timebridge.store.models import (
+    AccountRow,
+    ConnectionStatus,
+    ExistConnectionRow,
+    MappingRow,
+    TogglConnectionRow,
+)
+
+
+@dataclass(frozen=True)
+class TogglState:
+    """The user's default Toggl connection, as a run sees it (without the token)."""
+
+    connection_id: str
+    status: ConnectionStatus
+
+
+@dataclass(frozen=True)
+class ExistState:
+    """The user's Exist connection, as a run sees it (without the tokens)."""
+
+    status: ConnectionStatus
+    #: The zone Exist uses for the user's days, and when it was read.
+    time_zone: str | None
+    time_zone_checked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RunSecrets:
+    """The decrypted credentials of one run; never in a repr."""
+
+    toggl_token: SecretStr = field(repr=False)
+    exist_tokens: ExistTokens = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """What one sync run of a user needs, as one snapshot.
+
+    `secrets` (and `mapping`) are loaded only when a run will happen: the default Toggl
+    connection and the Exist connection both ACTIVE, and a Toggl token given. A skipped user
+    costs no decryption, and the secret of a connection that is not used cannot fail the skip.
+    """
+
+    account_id: int
+    #: The user's own zone override, if any.
+    zone_override: str | None = None
+    #: None when the user has no Toggl connection (or no account).
+    toggl: TogglState | None = None
+    #: None when the user never connected Exist.
+    exist: ExistState | None = None
+    secrets: RunSecrets | None = None
+    #: Toggl project id -> Exist attribute.
+    mapping: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+async def load_sync_context(database: Database, box: SecretBox, account_id: int) -> SyncContext:
+    """The account's `SyncContext`, read in one transaction."""
+    query = (
+        select(
+            AccountRow.time_zone,
+            TogglConnectionRow.id,
+            TogglConnectionRow.status,
+            TogglConnectionRow.token_encrypted,
+            ExistConnectionRow.status,
+            ExistConnectionRow.access_token_encrypted,
+            ExistConnectionRow.refresh_token_encrypted,
+            ExistConnectionRow.expires_at,
+            ExistConnectionRow.scopes,
+            ExistConnectionRow.time_zone,
+            ExistConnectionRow.time_zone_checked_at,
+        )
+        .outerjoin(
+            TogglConnectionRow,
+            (TogglConnectionRow.account_id == AccountRow.id) & TogglConnectionRow.is_default,
+        )
+        .outerjoin(ExistConnectionRow, ExistConnectionRow.account_id == AccountRow.id)
+        .where(AccountRow.id == account_id)
+    )
+    active = ConnectionStatus.ACTIVE.value
+    async with database.read() as session:
+        row = (await session.execute(query)).one_or_none()
+        if row is None:
+            return SyncContext(account_id)
+        (
+            zone_override,
+            toggl_id,
+            toggl_status,
+            toggl_ciphertext,
+            exist_status,
+            access_ciphertext,
+            refresh_ciphertext,
+            expires_at,
+            scopes,
+            exist_zone,
+            exist_zone_checked_at,
+        ) = row
+        # Set only when a run will happen, and then it has a token to decrypt.
+        run_token = toggl_ciphertext if toggl_status == exist_status == active else None
+        mapping: dict[int, str] = {}
+        if run_token is not None:
+            pairs = await session.execute(
+                select(MappingRow.project_id, MappingRow.attribute).where(
+                    MappingRow.account_id == account_id
+                )
+            )
+            mapping = dict(pairs.all())
+    secrets = None
+    if run_token is not None:
+        secrets = RunSecrets(
+            toggl_token=box.decrypt(run_token),
+            exist_tokens=ExistTokens(
+                access_token=box.decrypt(access_ciphertext),
+                refresh_token=(
+                    box.decrypt(refresh_ciphertext) if refresh_ciphertext is not None else None
+                ),
+                expires_at=expires_at,
+                scope=scopes,
+            ),
+        )
+    return SyncContext(
+        account_id,
+        zone_override=zone_override,
+        toggl=(
+            TogglState(toggl_id, ConnectionStatus(toggl_status)) if toggl_id is not None else None
+        ),
+        exist=(
+            ExistState(ConnectionStatus(exist_status), exist_zone, exist_zone_checked_at)
+            if exist_status is not None
+            else None
+        ),
+        secrets=secrets,
+        mapping=MappingProxyType(mapping),
+    )

@@ -1,0 +1,134 @@
+"""What one `SyncService.sync_user` costs the database, counted on SQLite and PostgreSQL.
+
+At thousands of users an hour the worker's time goes to the store, so the steady state (nothing
+changed in Toggl) is held to a budget: a handful of short transactions, one of them a write.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.jobs.test_tasks import World, make_world
+from tests.store.transaction_log import transaction_log
+from timebridge.clock import FakeClock
+from timebridge.fakes.exist import ExistSimulator, SimClient
+from timebridge.fakes.toggl import TogglSimulator
+from timebridge.store import Store
+from timebridge.sync.ledger import KeptEntry
+from timebridge.sync.runner import RunOutcome, RunReport
+
+#: The steady-state budget: the context, the kept-entries check, the ledger, the run record.
+MAX_TRANSACTIONS = 4
+MAX_WRITERS = 1
+
+
+@pytest.fixture
+def world(
+    store: Store,
+    clock: FakeClock,
+    toggl_sim: TogglSimulator,
+    toggl_url: str,
+    exist_sim: ExistSimulator,
+    exist_api_url: str,
+    exist_oauth_url: str,
+    exist_oauth_client: SimClient,
+) -> World:
+    return make_world(
+        store, clock, toggl_sim, toggl_url, exist_sim, exist_api_url, exist_oauth_url,
+        exist_oauth_client,
+    )  # fmt: skip
+
+
+async def _synced(world: World, user: int) -> RunReport:
+    report = await world.service.sync_user(user)
+    assert isinstance(report, RunReport)
+    assert report.outcome is RunOutcome.SUCCEEDED, report.failures
+    return report
+
+
+def _toggl_entries(world: World, user: int) -> list[KeptEntry]:
+    entries = world.toggl_sim.world.entries_of(world.toggl_users[user].id)
+    return sorted((KeptEntry.from_entry(e) for e in entries), key=lambda e: (e.start, e.id))
+
+
+async def test_a_steady_state_run_is_four_transactions_and_one_write(world: World) -> None:
+    alice = await world.connect("alice")
+    await _synced(world, alice)
+
+    with transaction_log(world.store.database) as log:
+        again = await _synced(world, alice)
+
+    assert again.values_written == 0
+    assert len(log.transactions) <= MAX_TRANSACTIONS, [t.statements for t in log.transactions]
+    assert len(log.writers) <= MAX_WRITERS, [t.statements for t in log.writers]
+    [writer] = log.writers
+    assert {table for table, _ in writer.writes} == {"sync_runs"}
+    assert not any(t.writes for t in log.transactions if t.read_only)
+    assert log.rows_written("kept_entries") == [], "unchanged entries are not rewritten"
+    assert log.rows_written("exist_connections") == [], "an unchanged zone is not rewritten"
+    assert await world.store.sync_runs.count(alice) == 2
+
+
+async def test_a_changed_entry_is_written_and_the_others_are_not(world: World) -> None:
+    alice = await world.connect("alice")
+    await _synced(world, alice)
+    toggl_user = world.toggl_users[alice]
+    first, *_ = world.toggl_sim.world.entries_of(toggl_user.id)
+    world.toggl_sim.world.update_time_entry(
+        toggl_user.id, None, first.id, {"duration": first.duration + 600}
+    )
+
+    with transaction_log(world.store.database) as log:
+        await _synced(world, alice)
+
+    written = log.rows_written("kept_entries")
+    assert {row["entry_id"] for row in written} == {first.id}
+    assert len(written) == 1
+    assert await world.store.ledger.entries(alice) == _toggl_entries(world, alice)
+    await world.assert_exist_matches_toggl(alice, "alice")
+
+
+async def test_an_added_and_a_deleted_entry_are_all_that_is_written(world: World) -> None:
+    alice = await world.connect("alice")
+    await _synced(world, alice)
+    toggl_user = world.toggl_users[alice]
+    first, *_ = world.toggl_sim.world.entries_of(toggl_user.id)
+    world.toggl_sim.world.delete_time_entry(toggl_user.id, None, first.id)
+    added = world.toggl_sim.add_time_entry(
+        toggl_user,
+        start=world.clock.now() - timedelta(hours=5),
+        duration=1200,
+        project_id=first.project_id,
+    )
+
+    with transaction_log(world.store.database) as log:
+        await _synced(world, alice)
+
+    written = log.rows_written("kept_entries")
+    assert sorted(row.get("entry_id", row.get("b_entry_id")) for row in written) == sorted(
+        [first.id, added.id]
+    )
+    assert await world.store.ledger.entries(alice) == _toggl_entries(world, alice)
+
+
+async def test_a_zone_read_again_is_kept_in_the_same_write_as_the_run(world: World) -> None:
+    alice = await world.connect("alice")
+    await _synced(world, alice)
+    before = await world.store.exist_connections.get(alice)
+    assert before is not None and before.time_zone_checked_at is not None
+
+    world.clock.advance(timedelta(days=1, hours=1))
+    with transaction_log(world.store.database) as log:
+        report = await _synced(world, alice)
+
+    assert report.zone_checked_at == world.clock.now()
+    [record] = [t for t in log.transactions if t.rows_written("sync_runs")]
+    assert [row["time_zone_checked_at"] for row in record.rows_written("exist_connections")] == [
+        world.clock.now()
+    ]
+    after = await world.store.exist_connections.get(alice)
+    assert after is not None
+    assert after.time_zone == "Europe/Berlin"
+    assert after.time_zone_checked_at == world.clock.now()
