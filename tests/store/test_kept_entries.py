@@ -13,6 +13,7 @@ from timebridge.exist.models import ExistTokens
 from timebridge.store import Store
 from timebridge.store.ledger import entries_digest
 from timebridge.sync.ledger import KeptEntry
+from timebridge.sync.planner import ValueWrite
 
 T0 = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
 
@@ -49,6 +50,34 @@ async def test_an_unchanged_fetch_is_one_read_and_writes_nothing(store: Store) -
     assert len(log.transactions) == 1
     assert log.writers == []
     assert await store.ledger.entries(user) == fetch()
+
+
+async def test_an_unchanged_fetch_and_the_ledger_are_one_read(store: Store) -> None:
+    user = await new_user(store)
+    await store.ledger.record_accepted(user, [ValueWrite("tv_min", T0.date(), 12)])
+    await store.ledger.replace_entries(user, fetch())
+
+    with transaction_log(store.database) as log:
+        ledger = await store.ledger.replace_entries_and_load(user, fetch())
+
+    assert ledger == {("tv_min", T0.date()): 12}
+    assert len(log.transactions) == 1
+    assert log.writers == []
+
+
+async def test_a_changed_fetch_and_the_ledger_are_one_read_and_one_write(store: Store) -> None:
+    user = await new_user(store)
+    await store.ledger.record_accepted(user, [ValueWrite("tv_min", T0.date(), 12)])
+    await store.ledger.replace_entries(user, fetch())
+    _, *rest = fetch()
+
+    with transaction_log(store.database) as log:
+        ledger = await store.ledger.replace_entries_and_load(user, rest)
+
+    assert ledger == {("tv_min", T0.date()): 12}
+    assert [t.writes_or_locks for t in log.transactions] == [False, True]
+    assert entry_writes(log) == [fetch()[0].id]
+    assert await store.ledger.entries(user) == rest
 
 
 async def test_the_same_instants_in_another_offset_are_the_same_fetch(store: Store) -> None:

@@ -172,6 +172,21 @@ async def test_replace_entries_keeps_exactly_the_last_fetch(case: LedgerCase) ->
     assert await case.store.entries(user) == []
 
 
+async def test_replace_entries_and_load_keeps_the_fetch_and_returns_the_ledger(
+    case: LedgerCase,
+) -> None:
+    user = await case.new_user()
+    await case.store.record_accepted(user, [ValueWrite("tv_min", D1, 30)])
+    first = [entry(1, T0), entry(2, T0 + timedelta(hours=1))]
+
+    for fetch in (first, first, [entry(2, T0 + timedelta(hours=2))], []):
+        ledger = await case.store.replace_entries_and_load(user, fetch)
+        assert ledger == {("tv_min", D1): 30}
+        assert await case.store.entries(user) == fetch
+        ledger[("tv_min", D2)] = 5  # the caller's copy, not the store's
+        assert await case.store.load(user) == {("tv_min", D1): 30}
+
+
 async def test_entries_keep_running_timers_missing_projects_and_instants(case: LedgerCase) -> None:
     user = await case.new_user()
     berlin = timezone(timedelta(hours=1))

@@ -8,8 +8,8 @@ pass and then carries out what the run's outcome asks of the caller (DESIGN.md, 
 - any outcome: the run is recorded for the status page and, in the same write, a zone newly
   read from Exist is kept.
 
-A steady-state run (nothing changed in Toggl) costs four short transactions, one of them a
-write: this context, the kept-entries check, the ledger load, and the run record.
+A steady-state run (nothing changed in Toggl) costs three short transactions, one of them a
+write: this context, the kept-entries check with the ledger load, and the run record.
 """
 
 from __future__ import annotations

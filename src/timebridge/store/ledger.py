@@ -6,8 +6,9 @@ ledger never claims a value Exist did not confirm (DESIGN.md, "Write"). Loads ar
 transactions, which on SQLite do not queue for the write lock.
 
 Kept entries are replaced every run, but most runs fetch exactly what the last one did: a digest
-of the kept entries (`kept_entry_digests`) lets an unchanged fetch end after one read, and a
-changed one writes only the entries that differ.
+of the kept entries (`kept_entry_digests`) lets an unchanged fetch end after one read (shared
+with the ledger's load in `replace_entries_and_load`), and a changed one writes only the entries
+that differ.
 
 `purge` is the store-wide clean-up of rows older than the 21 days the bridge keeps; the runner
 also forgets its own user's old dates every run, in the user's zone.
@@ -117,12 +118,7 @@ class SqlLedgerStore:
 
     async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
         async with self._db.read() as session:
-            rows = await session.execute(
-                select(LedgerRow.attribute, LedgerRow.day, LedgerRow.value).where(
-                    LedgerRow.account_id == user_id
-                )
-            )
-            return {(attribute, day): value for attribute, day, value in rows}
+            return await _ledger(session, user_id)
 
     async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
         await self.record_accepted(
@@ -170,45 +166,24 @@ class SqlLedgerStore:
             await delete_entries(session, user_id)
 
     async def replace_entries(self, user_id: UserId, entries: Sequence[KeptEntry]) -> None:
-        # An entry seen twice (adjacent fetch ranges can both return it) is kept once: the last
-        # sighting is the newest.
-        by_id = {entry.id: entry for entry in entries}
-        digest = entries_digest(by_id.values())
+        fetch = _Fetch.of(entries)
         async with self._db.read() as session:
-            kept_digest = await session.scalar(
-                select(KeptEntryDigestRow.digest).where(KeptEntryDigestRow.account_id == user_id)
-            )
-        if kept_digest == digest:
-            return
+            unchanged = await fetch.is_kept(session, user_id)
+        if not unchanged:
+            async with self._db.transaction() as session:
+                await fetch.keep(session, user_id)
+
+    async def replace_entries_and_load(
+        self, user_id: UserId, entries: Sequence[KeptEntry]
+    ) -> dict[AttributeDate, int]:
+        # In steady state the fetch is unchanged: one read transaction for both.
+        fetch = _Fetch.of(entries)
+        async with self._db.read() as session:
+            if await fetch.is_kept(session, user_id):
+                return await _ledger(session, user_id)
         async with self._db.transaction() as session:
-            kept = {entry.id: entry for entry in await _kept_entries(session, user_id)}
-            gone = [{"b_entry_id": entry_id} for entry_id in kept.keys() - by_id.keys()]
-            if gone:
-                await session.execute(
-                    _ENTRIES.delete().where(
-                        _ENTRIES.c.account_id == user_id,
-                        _ENTRIES.c.entry_id == bindparam("b_entry_id"),
-                    ),
-                    gone,
-                )
-            # Equal entries compare equal whatever their instants' offsets (as stored: UTC).
-            changed = [
-                _entry_row(user_id, entry)
-                for entry_id, entry in by_id.items()
-                if kept.get(entry_id) != entry
-            ]
-            if changed:
-                statement = upsert(
-                    session,
-                    _ENTRIES,
-                    ["account_id", "entry_id"],
-                    ["project_id", "start", "stop", "updated_at"],
-                )
-                await session.execute(statement, changed)
-            await session.execute(
-                upsert(session, _DIGESTS, ["account_id"], ["digest"]),
-                [{"account_id": user_id, "digest": digest}],
-            )
+            await fetch.keep(session, user_id)
+            return await _ledger(session, user_id)
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
         async with self._db.read() as session:
@@ -238,6 +213,68 @@ class SqlLedgerStore:
     async def purge_expired(self) -> PurgeCounts:
         """`purge` with the bridge's 21 days, counted from the store's clock."""
         return await self.purge(purge_cutoff(self._clock.now()))
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """A fetch's entries, by id, and their digest."""
+
+    by_id: dict[int, KeptEntry]
+    digest: str
+
+    @classmethod
+    def of(cls, entries: Sequence[KeptEntry]) -> _Fetch:
+        # An entry seen twice (adjacent fetch ranges can both return it) is kept once: the last
+        # sighting is the newest.
+        by_id = {entry.id: entry for entry in entries}
+        return cls(by_id, entries_digest(by_id.values()))
+
+    async def is_kept(self, session: AsyncSession, user_id: UserId) -> bool:
+        """Whether the user's kept entries are exactly these already."""
+        kept = await session.scalar(
+            select(KeptEntryDigestRow.digest).where(KeptEntryDigestRow.account_id == user_id)
+        )
+        return kept == self.digest
+
+    async def keep(self, session: AsyncSession, user_id: UserId) -> None:
+        """Make these the user's kept entries, writing only the rows that differ."""
+        kept = {entry.id: entry for entry in await _kept_entries(session, user_id)}
+        gone = [{"b_entry_id": entry_id} for entry_id in kept.keys() - self.by_id.keys()]
+        if gone:
+            await session.execute(
+                _ENTRIES.delete().where(
+                    _ENTRIES.c.account_id == user_id,
+                    _ENTRIES.c.entry_id == bindparam("b_entry_id"),
+                ),
+                gone,
+            )
+        # Equal entries compare equal whatever their instants' offsets (as stored: UTC).
+        changed = [
+            _entry_row(user_id, entry)
+            for entry_id, entry in self.by_id.items()
+            if kept.get(entry_id) != entry
+        ]
+        if changed:
+            statement = upsert(
+                session,
+                _ENTRIES,
+                ["account_id", "entry_id"],
+                ["project_id", "start", "stop", "updated_at"],
+            )
+            await session.execute(statement, changed)
+        await session.execute(
+            upsert(session, _DIGESTS, ["account_id"], ["digest"]),
+            [{"account_id": user_id, "digest": self.digest}],
+        )
+
+
+async def _ledger(session: AsyncSession, user_id: UserId) -> dict[AttributeDate, int]:
+    rows = await session.execute(
+        select(LedgerRow.attribute, LedgerRow.day, LedgerRow.value).where(
+            LedgerRow.account_id == user_id
+        )
+    )
+    return {(attribute, day): value for attribute, day, value in rows}
 
 
 async def _kept_entries(session: AsyncSession, user_id: UserId) -> list[KeptEntry]:

@@ -82,6 +82,13 @@ class LedgerStore(Protocol):
         """Keep exactly these entries as the user's last fetch."""
         ...
 
+    async def replace_entries_and_load(
+        self, user_id: UserId, entries: Sequence[KeptEntry]
+    ) -> dict[AttributeDate, int]:
+        """`replace_entries`, then `load`: what every run does, so a store may do both at once
+        (the SQL store reads once when the fetch is unchanged)."""
+        ...
+
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
         """The entries of the user's last fetch, oldest first."""
         ...
@@ -125,6 +132,12 @@ class InMemoryLedgerStore:
     async def replace_entries(self, user_id: UserId, entries: Sequence[KeptEntry]) -> None:
         async with self._lock:
             self._entries[user_id] = sorted(entries, key=lambda entry: (entry.start, entry.id))
+
+    async def replace_entries_and_load(
+        self, user_id: UserId, entries: Sequence[KeptEntry]
+    ) -> dict[AttributeDate, int]:
+        await self.replace_entries(user_id, entries)
+        return await self.load(user_id)
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
         async with self._lock:

@@ -393,10 +393,9 @@ class SyncRunner:
         zone = await self._zone(run)
         now = settings.clock.now()
         entries = await settings.toggl.time_entries_between(*fetch_range(now, zone))
-        await self._ledger.replace_entries(
+        ledger = await self._ledger.replace_entries_and_load(
             self._user, [KeptEntry.from_entry(entry) for entry in entries if not entry.is_deleted]
         )
-        ledger = await self._ledger.load(self._user)
         plan = plan_sync(entries, settings.mapping, ledger, zone, now)
         if plan.purge:
             await self._ledger.forget(self._user, plan.purge)
