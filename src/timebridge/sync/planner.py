@@ -13,7 +13,9 @@ Counting rules (DESIGN.md, "The bridge: exact semantics"):
 - time after `now` does not count (a future or running entry counts only its elapsed part),
   so a day's total never runs ahead of the clock;
 - each entry is split at local midnights of the user's zone (DST-correct: a fall-back day has
-  25 hours, a spring-forward day 23);
+  25 hours, a spring-forward day 23). A plan asks the zone for the window's midnights once and
+  splits every entry against them with integer arithmetic: the sync worker plans for every user
+  on every run, so the per-entry cost is what counts;
 - per (attribute, date) the seconds of all pieces are summed, then rounded half up to whole
   minutes once;
 - every mapped attribute gets a value for every window date, zero included, so a deleted or
@@ -24,10 +26,13 @@ Counting rules (DESIGN.md, "The bridge: exact semantics"):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from timebridge.toggl.models import TimeEntry
@@ -46,6 +51,14 @@ AttributeDate = tuple[str, date]
 #: value, zero included, so a run that died between Exist's answer and the ledger commit (or a
 #: write whose answer was lost) can never leave Exist wrong.
 IN_FLIGHT = -1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_MICROSECONDS_PER_SECOND = 1_000_000
+#: Local dates before the window whose midnights a plan also computes. A fetched entry starts
+#: at most `FETCH_MARGIN` before the window: two dates back when the day before the window is
+#: short (spring forward). An entry starting earlier still is split by `split_at_midnights`.
+_LEAD_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -155,23 +168,7 @@ def plan_sync(
     _require_aware(now)
     today = local_today(now, zone)
     window = window_dates(today, window_days)
-    in_window = set(window)
-
-    seconds: dict[AttributeDate, int] = defaultdict(int)
-    contributions: dict[AttributeDate, list[Contribution]] = defaultdict(list)
-    for entry in entries:
-        if entry.is_deleted or entry.project_id is None:
-            continue
-        attribute = mapping.get(entry.project_id)
-        if attribute is None:
-            continue
-        end = min(entry.end(now), now)
-        for day, piece in split_at_midnights(entry.start, end, zone):
-            if day not in in_window:
-                continue
-            key = (attribute, day)
-            seconds[key] += piece
-            contributions[key].append(Contribution(entry.id, entry.project_id, piece))
+    seconds, contributions = _count_window(entries, mapping, zone, now, window)
 
     mapped = set(mapping.values())
     retired = {attribute for (attribute, day), value in ledger.items() if attribute not in mapped}
@@ -205,6 +202,111 @@ def plan_sync(
         purge=purge,
         retired_attributes=frozenset(retired),
     )
+
+
+def _count_window(
+    entries: Iterable[TimeEntry],
+    mapping: Mapping[int, str],
+    zone: ZoneInfo,
+    now: datetime,
+    window: Sequence[date],
+) -> tuple[dict[AttributeDate, int], dict[AttributeDate, list[Contribution]]]:
+    """Seconds and contributions of the mapped entries per (attribute, window date).
+
+    The same pieces as `split_at_midnights` gives, without asking the zone per entry: the
+    instants the local dates begin are computed once (as integer microseconds), and each entry
+    is cut against them by bisection. Entries starting more than `_LEAD_DAYS` dates before the
+    window, and zones whose dates do not simply follow their midnights in this span, take
+    `split_at_midnights` itself.
+    """
+    seconds: dict[AttributeDate, int] = defaultdict(int)
+    contributions: dict[AttributeDate, list[Contribution]] = defaultdict(list)
+    first = window[0] - timedelta(days=_LEAD_DAYS)
+    dates = [first + timedelta(days=offset) for offset in range(len(window) + _LEAD_DAYS + 1)]
+    starts = _day_starts(first, len(dates), zone)
+    in_window = set(window)
+    now_us = _micros(now)
+    keys: dict[str, list[AttributeDate]] = {}
+    for entry in entries:
+        project_id = entry.project_id
+        if project_id is None or entry.server_deleted_at is not None:
+            continue
+        attribute = mapping.get(project_id)
+        if attribute is None:
+            continue
+        begin = _micros(entry.start)
+        if entry.duration < 0:
+            end = now_us
+        elif entry.stop is not None:
+            end = min(_micros(entry.stop), now_us)
+        else:
+            end = min(begin + entry.duration * _MICROSECONDS_PER_SECOND, now_us)
+        if end <= begin:
+            continue
+        if starts is None or begin < starts[0]:
+            for day, piece in split_at_midnights(entry.start, min(entry.end(now), now), zone):
+                if day in in_window:
+                    key = (attribute, day)
+                    seconds[key] += piece
+                    contributions[key].append(Contribution(entry.id, project_id, piece))
+            continue
+        # The date the entry starts on; a piece before the window is skipped whole. As `end`
+        # is at most `now`, the entry ends before the last start (the day after today).
+        index = bisect_right(starts, begin) - 1
+        cursor = begin
+        if index < _LEAD_DAYS:
+            if starts[_LEAD_DAYS] >= end:
+                continue
+            index, cursor = _LEAD_DAYS, starts[_LEAD_DAYS]
+        attribute_keys = keys.get(attribute)
+        if attribute_keys is None:
+            attribute_keys = keys[attribute] = [(attribute, day) for day in dates]
+        while True:
+            boundary = starts[index + 1]
+            piece_end = end if end < boundary else boundary
+            # Whole seconds per piece, truncated, as `split_at_midnights` counts them.
+            piece = (piece_end - cursor) // _MICROSECONDS_PER_SECOND
+            if piece > 0:
+                key = attribute_keys[index]
+                seconds[key] += piece
+                contributions[key].append(Contribution(entry.id, project_id, piece))
+            if boundary >= end:
+                break
+            cursor = boundary
+            index += 1
+    return seconds, contributions
+
+
+@lru_cache(maxsize=512)
+def _day_starts(first: date, count: int, zone: ZoneInfo) -> tuple[int, ...] | None:
+    """When each of `count` local dates from `first` begins (`local_midnight`), in microseconds
+    since the epoch; None unless every instant from the first to the last is on the date
+    bisecting these starts gives. (Cached: a worker plans many users of the same zones a day.)
+
+    That holds when each midnight is the first instant of its date and dates never go back. A
+    midnight swallowed by a gap that does not begin at it, or a clock set back across midnight
+    (as some zones once did at 00:01), breaks it: then the caller asks the zone entry by entry.
+    """
+    starts: list[int] = []
+    for day in (first + timedelta(days=offset) for offset in range(count)):
+        midnight = local_midnight(day, zone)
+        # Where midnight comes twice, the second one: the date must not be earlier before it.
+        second = datetime.combine(day, time(0, fold=1), tzinfo=zone).astimezone(UTC)
+        if (
+            midnight.astimezone(zone).date() < day
+            or (midnight - _MICROSECOND).astimezone(zone).date() >= day
+            or (second > midnight and (second - _MICROSECOND).astimezone(zone).date() < day)
+        ):
+            return None
+        starts.append(_micros(midnight))
+    if any(later < earlier for earlier, later in pairwise(starts)):
+        return None
+    return tuple(starts)
+
+
+def _micros(instant: datetime) -> int:
+    """An aware instant as whole microseconds since the epoch (exact, unlike `timestamp()`)."""
+    return (instant - _EPOCH) // _MICROSECOND
 
 
 def _needs_write(last_written: int | None, value: int) -> bool:
