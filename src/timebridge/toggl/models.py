@@ -1,9 +1,11 @@
 """Pydantic models of the Toggl Track v9 resources, shared by the client, the simulator and the CLI.
 
 Models use Toggl's current field names (`workspace_id`, `project_id`, ...) and accept the legacy
-short names (`wid`, `pid`, `tid`, `uid`) that the API still sends beside them. `wire()` renders
-a model exactly as Toggl puts it on the wire (legacy names included, secrets in clear); it exists
-for the simulator, never for display.
+short names (`wid`, `pid`, `tid`, `uid`) that the API still sends beside them: the current name
+is read when present, the legacy one otherwise. The aliases are resolved by pydantic's validator
+itself, in Rust: a sync validates every entry of its window on every run, so nothing per entry
+runs in Python. `wire()` renders a model exactly as Toggl puts it on the wire (legacy names
+included, secrets in clear); it exists for the simulator, never for display.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import (
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -30,18 +33,19 @@ class TogglModel(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    #: Current field name -> legacy field name that Toggl also sends.
+    #: Current field name -> legacy field name that Toggl also sends (from the fields' aliases).
     legacy_names: ClassVar[dict[str, str]] = {}
 
-    @model_validator(mode="before")
     @classmethod
-    def _accept_legacy_names(cls, data: Any) -> Any:
-        if isinstance(data, dict) and cls.legacy_names:
-            data = dict(data)
-            for current, legacy in cls.legacy_names.items():
-                if data.get(current) is None and legacy in data:
-                    data[current] = data[legacy]
-        return data
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.legacy_names = {
+            name: field.validation_alias.choices[1]
+            for name, field in cls.model_fields.items()
+            if isinstance(field.validation_alias, AliasChoices)
+            and field.validation_alias.choices[0] == name
+            and isinstance(field.validation_alias.choices[1], str)
+        }
 
     def wire(self) -> dict[str, Any]:
         """The JSON object Toggl sends for this resource (legacy names and secrets included)."""
@@ -52,6 +56,12 @@ class TogglModel(BaseModel):
         for current, legacy in self.legacy_names.items():
             data[legacy] = data.get(current)
         return data
+
+
+def _or_legacy(name: str, short: str) -> AliasChoices:
+    """A field Toggl sends under its current `name` and its legacy `short` name: read `name`
+    when present, else `short`. (`wire()` writes both.)"""
+    return AliasChoices(name, short)
 
 
 class Me(TogglModel):
@@ -105,18 +115,11 @@ class WorkspaceUser(TogglModel):
 class TimeEntry(TogglModel):
     """A time entry: running while `duration` < 0, deleted once `server_deleted_at` is set."""
 
-    legacy_names: ClassVar[dict[str, str]] = {
-        "workspace_id": "wid",
-        "project_id": "pid",
-        "task_id": "tid",
-        "user_id": "uid",
-    }
-
     id: int
-    workspace_id: int
-    project_id: int | None = None
-    task_id: int | None = None
-    user_id: int | None = None
+    workspace_id: int = Field(validation_alias=_or_legacy("workspace_id", "wid"))
+    project_id: int | None = Field(default=None, validation_alias=_or_legacy("project_id", "pid"))
+    task_id: int | None = Field(default=None, validation_alias=_or_legacy("task_id", "tid"))
+    user_id: int | None = Field(default=None, validation_alias=_or_legacy("user_id", "uid"))
     start: AwareDatetime
     stop: AwareDatetime | None = None
     duration: int
@@ -155,11 +158,9 @@ class TimeEntry(TogglModel):
 class Project(TogglModel):
     """A project (`/workspaces/{id}/projects`)."""
 
-    legacy_names: ClassVar[dict[str, str]] = {"workspace_id": "wid", "client_id": "cid"}
-
     id: int
-    workspace_id: int
-    client_id: int | None = None
+    workspace_id: int = Field(validation_alias=_or_legacy("workspace_id", "wid"))
+    client_id: int | None = Field(default=None, validation_alias=_or_legacy("client_id", "cid"))
     name: str
     is_private: bool = True
     active: bool = True
