@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from timebridge._http import ConnectionPool
 from timebridge.config import Settings
 from timebridge.jobs import EmbeddedScheduler
 from timebridge.jobs.tasks import Skipped, SyncService
@@ -143,7 +144,8 @@ def changed_indices(config: WorkerConfig) -> list[int]:
 async def run(config: WorkerConfig) -> WorkerResult:
     settings = Settings(**config.settings)
     store = await open_store(settings)
-    service = SyncService(store, settings)
+    pool = ConnectionPool()
+    service = SyncService(store, settings, pool=pool)
     simulators = Simulators(config.toggl_control, config.exist_control)
     accounts = [account for account, _ in config.users]
     reports: list[RunReport | Skipped | BaseException] = []
@@ -190,6 +192,7 @@ async def run(config: WorkerConfig) -> WorkerResult:
         figures.append(after)
     finally:
         simulators.close()
+        await pool.aclose()
         await store.close()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     return WorkerResult(figures, peak_kb / 1024)

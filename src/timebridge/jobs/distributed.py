@@ -49,6 +49,7 @@ from procrastinate.schema import SchemaManager
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
+from timebridge._http import ConnectionPool
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.jobs.tasks import Skipped, SyncService
@@ -630,8 +631,10 @@ async def run_worker(
     app = build_app(settings, options, pool_size=2 + concurrency // 2)
     async with app.open_async():
         store = await open_store(settings, clock=clock)
+        pool = ConnectionPool()
         try:
-            resources = WorkerResources(SyncService(store, settings, clock=clock), options, clock)
+            service = SyncService(store, settings, clock=clock, pool=pool)
+            resources = WorkerResources(service, options, clock)
             worker_options: WorkerOptions = {
                 "concurrency": concurrency,
                 "name": name or "worker",
@@ -646,4 +649,5 @@ async def run_worker(
                 worker_options["queues"] = list(queues)
             await app.run_worker_async(**worker_options)
         finally:
+            await pool.aclose()
             await store.close()

@@ -19,7 +19,10 @@ import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from timebridge import metrics
+from timebridge._http import ConnectionPool
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.exist import AsyncExistClient, ExistTokens, OAuthApp
@@ -57,8 +60,12 @@ class SyncService:
         *,
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
+        """`pool`: keep-alive connections shared by every run's clients (a long-lived engine
+        opens one and closes it when it stops); without one, each run's clients connect anew."""
         self._store = store
+        self._pool = pool
         self._settings = settings
         self._clock = clock or SystemClock()
         self._retry = retry or RetryPolicy()
@@ -94,6 +101,7 @@ class SyncService:
                 base_url=self._settings.toggl_base_url,
                 retry=self._retry,
                 clock=self._clock,
+                transport=self._lend(),
             ) as toggl,
             AsyncExistClient(
                 secrets.exist_tokens,
@@ -103,6 +111,7 @@ class SyncService:
                 oauth_base_url=self._settings.exist_oauth_base_url,
                 retry=self._retry,
                 clock=self._clock,
+                transport=self._lend(),
             ) as exist,
         ):
             runner = SyncRunner(
@@ -126,6 +135,9 @@ class SyncService:
                 report = await runner.run()
         await self._after(report, exist_connection)
         return report
+
+    def _lend(self) -> httpx.AsyncBaseTransport | None:
+        return self._pool.lend() if self._pool is not None else None
 
     async def _after(self, report: RunReport, exist_connection: ExistState) -> None:
         store, user_id = self._store, report.user_id

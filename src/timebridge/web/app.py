@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from timebridge import __version__, metrics
+from timebridge._http import ConnectionPool
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.jobs import EmbeddedScheduler, next_fire_time
@@ -140,13 +141,15 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = service_state(app)
         opened: Store | None = None
+        pool: ConnectionPool | None = None
         if state.store is None:
             opened = state.store = await open_store(state.settings, clock=state.clock)
         try:
             if state.scheduler_enabled:
                 if state.scheduler is None:
+                    pool = ConnectionPool()
                     service = SyncService(
-                        state.store, state.settings, clock=state.clock, retry=retry
+                        state.store, state.settings, clock=state.clock, retry=retry, pool=pool
                     )
                     state.scheduler = build_scheduler(service, state.settings, clock=state.clock)
                 state.scheduler_task = asyncio.create_task(
@@ -160,6 +163,8 @@ def _lifespan(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if pool is not None:
+                await pool.aclose()
             if opened is not None:
                 await opened.close()
                 state.store = None
