@@ -96,6 +96,22 @@ async def test_the_same_instants_in_another_offset_are_the_same_fetch(store: Sto
     assert log.writers == []
 
 
+def test_any_difference_in_a_fetch_is_another_digest() -> None:
+    first, *rest = fetch()
+    variants = [
+        KeptEntry(first.id, 0, first.start, first.stop, first.updated_at),
+        KeptEntry(first.id, first.project_id, first.start, None, first.updated_at),
+        KeptEntry(first.id, first.project_id, first.start, first.stop, None),
+        KeptEntry(first.id, first.project_id, first.start + timedelta(microseconds=1), first.stop,
+                  first.updated_at),
+        KeptEntry(first.id + 1000, first.project_id, first.start, first.stop, first.updated_at),
+    ]  # fmt: skip
+    digests = {entries_digest([variant, *rest]) for variant in variants}
+    assert entries_digest(fetch()) not in digests
+    assert len(digests) == len(variants)
+    assert entries_digest(reversed(fetch())) == entries_digest(fetch())
+
+
 async def test_a_changed_fetch_writes_only_what_changed(store: Store) -> None:
     user = await new_user(store)
     await store.ledger.replace_entries(user, fetch())

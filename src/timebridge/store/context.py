@@ -14,7 +14,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from timebridge.exist.models import ExistTokens
 from timebridge.store.crypto import SecretBox
@@ -75,32 +75,39 @@ class SyncContext:
     mapping: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
-async def load_sync_context(database: Database, box: SecretBox, account_id: int) -> SyncContext:
-    """The account's `SyncContext`, read in one transaction."""
-    query = (
-        select(
-            AccountRow.time_zone,
-            TogglConnectionRow.id,
-            TogglConnectionRow.status,
-            TogglConnectionRow.token_encrypted,
-            ExistConnectionRow.status,
-            ExistConnectionRow.access_token_encrypted,
-            ExistConnectionRow.refresh_token_encrypted,
-            ExistConnectionRow.expires_at,
-            ExistConnectionRow.scopes,
-            ExistConnectionRow.time_zone,
-            ExistConnectionRow.time_zone_checked_at,
-        )
-        .outerjoin(
-            TogglConnectionRow,
-            (TogglConnectionRow.account_id == AccountRow.id) & TogglConnectionRow.is_default,
-        )
-        .outerjoin(ExistConnectionRow, ExistConnectionRow.account_id == AccountRow.id)
-        .where(AccountRow.id == account_id)
+#: Built once: the compiled-statement cache then serves every run's SQL.
+_CONTEXT_QUERY = (
+    select(
+        AccountRow.time_zone,
+        TogglConnectionRow.id,
+        TogglConnectionRow.status,
+        TogglConnectionRow.token_encrypted,
+        ExistConnectionRow.status,
+        ExistConnectionRow.access_token_encrypted,
+        ExistConnectionRow.refresh_token_encrypted,
+        ExistConnectionRow.expires_at,
+        ExistConnectionRow.scopes,
+        ExistConnectionRow.time_zone,
+        ExistConnectionRow.time_zone_checked_at,
     )
-    active = ConnectionStatus.ACTIVE.value
-    async with database.read() as session:
-        row = (await session.execute(query)).one_or_none()
+    .outerjoin(
+        TogglConnectionRow,
+        (TogglConnectionRow.account_id == AccountRow.id) & TogglConnectionRow.is_default,
+    )
+    .outerjoin(ExistConnectionRow, ExistConnectionRow.account_id == AccountRow.id)
+    .where(AccountRow.id == bindparam("account_id"))
+)
+_MAPPING_QUERY = select(MappingRow.project_id, MappingRow.attribute).where(
+    MappingRow.account_id == bindparam("account_id")
+)
+_ACTIVE = ConnectionStatus.ACTIVE.value
+
+
+async def load_sync_context(database: Database, box: SecretBox, account_id: int) -> SyncContext:
+    """The account's `SyncContext`, read in one transaction (Core: a run's hot path)."""
+    params = {"account_id": account_id}
+    async with database.read_connection() as connection:
+        row = (await connection.execute(_CONTEXT_QUERY, params)).one_or_none()
         if row is None:
             return SyncContext(account_id)
         (
@@ -117,14 +124,10 @@ async def load_sync_context(database: Database, box: SecretBox, account_id: int)
             exist_zone_checked_at,
         ) = row
         # Set only when a run will happen, and then it has a token to decrypt.
-        run_token = toggl_ciphertext if toggl_status == exist_status == active else None
+        run_token = toggl_ciphertext if toggl_status == exist_status == _ACTIVE else None
         mapping: dict[int, str] = {}
         if run_token is not None:
-            pairs = await session.execute(
-                select(MappingRow.project_id, MappingRow.attribute).where(
-                    MappingRow.account_id == account_id
-                )
-            )
+            pairs = await connection.execute(_MAPPING_QUERY, params)
             mapping = dict(pairs.all())
     secrets = None
     if run_token is not None:

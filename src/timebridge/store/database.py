@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -108,7 +109,8 @@ class Database:
         self.engine = create_engine(database_url, echo=echo)
         self.sessions = session_factory(self.engine)
         # Same pool, marked so that SQLite begins its transactions deferred (see `_on_begin`).
-        self.read_sessions = session_factory(self.engine.execution_options(**{READ_ONLY: True}))
+        self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
+        self.read_sessions = session_factory(self.read_engine)
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -136,6 +138,20 @@ class Database:
         """
         async with self.read_sessions() as session, session.begin():
             yield session
+
+    @contextlib.asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """`transaction()` without the ORM: a Core connection in one transaction that may
+        write, for the hot paths of a run (no session, identity map or flush to pay for)."""
+        async with self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """`read()` without the ORM: a Core connection in one read-only transaction (on
+        SQLite begun deferred, like `read()`)."""
+        async with self.read_engine.connect() as connection, connection.begin():
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

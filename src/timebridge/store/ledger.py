@@ -17,13 +17,14 @@ also forgets its own user's old dates every run, in the user's zone.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from timebridge.clock import Clock, SystemClock
 from timebridge.store._sql import rowcount, upsert
@@ -35,6 +36,11 @@ from timebridge.sync.planner import IN_FLIGHT, PURGE_AFTER_DAYS, AttributeDate, 
 _LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
 _ENTRIES: Table = Base.metadata.tables[KeptEntryRow.__tablename__]
 _DIGESTS: Table = Base.metadata.tables[KeptEntryDigestRow.__tablename__]
+#: Built once: the compiled-statement cache then serves every run's SQL.
+_DIGEST_QUERY = select(_DIGESTS.c.digest).where(_DIGESTS.c.account_id == bindparam("account_id"))
+_LEDGER_QUERY = select(_LEDGER.c.attribute, _LEDGER.c.day, _LEDGER.c.value).where(
+    _LEDGER.c.account_id == bindparam("account_id")
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -71,24 +77,42 @@ async def delete_entries(session: AsyncSession, user_id: UserId) -> int:
     )
 
 
-def _micros(instant: datetime | None) -> int | None:
-    return None if instant is None else (instant - _EPOCH) // _MICROSECOND
+#: One kept entry in the digest: id, then project, stop and updated_at each as a presence flag
+#: and a value, and start; fixed width, so equal encodings mean equal entries.
+_ENTRY_KEY = struct.Struct("<q?qq?q?q")
+
+
+def _micros(instant: datetime) -> int:
+    return (instant - _EPOCH) // _MICROSECOND
 
 
 def entries_digest(entries: Iterable[KeptEntry]) -> str:
     """SHA-256 (hex) of the entries as the store keeps them: by id, instants to the microsecond
-    whatever their offset, so a fetch equal to the kept rows has the kept rows' digest."""
-    keys = sorted(
-        (
-            entry.id,
-            entry.project_id,
-            _micros(entry.start),
-            _micros(entry.stop),
-            _micros(entry.updated_at),
+    whatever their offset, so a fetch equal to the kept rows has the kept rows' digest.
+
+    Ids are unique among kept entries, so sorting by id alone orders them.
+    """
+    pack = _ENTRY_KEY.pack
+    digest = hashlib.sha256()
+    for entry in sorted(entries, key=_entry_id):
+        project_id, stop, updated_at = entry.project_id, entry.stop, entry.updated_at
+        digest.update(
+            pack(
+                entry.id,
+                project_id is not None,
+                project_id or 0,
+                _micros(entry.start),
+                stop is not None,
+                _micros(stop) if stop is not None else 0,
+                updated_at is not None,
+                _micros(updated_at) if updated_at is not None else 0,
+            )
         )
-        for entry in entries
-    )
-    return hashlib.sha256(repr(keys).encode()).hexdigest()
+    return digest.hexdigest()
+
+
+def _entry_id(entry: KeptEntry) -> int:
+    return entry.id
 
 
 def _entry_row(user_id: UserId, entry: KeptEntry) -> dict[str, Any]:
@@ -167,8 +191,8 @@ class SqlLedgerStore:
 
     async def replace_entries(self, user_id: UserId, entries: Sequence[KeptEntry]) -> None:
         fetch = _Fetch.of(entries)
-        async with self._db.read() as session:
-            unchanged = await fetch.is_kept(session, user_id)
+        async with self._db.read_connection() as connection:
+            unchanged = await fetch.is_kept(connection, user_id)
         if not unchanged:
             async with self._db.transaction() as session:
                 await fetch.keep(session, user_id)
@@ -178,9 +202,9 @@ class SqlLedgerStore:
     ) -> dict[AttributeDate, int]:
         # In steady state the fetch is unchanged: one read transaction for both.
         fetch = _Fetch.of(entries)
-        async with self._db.read() as session:
-            if await fetch.is_kept(session, user_id):
-                return await _ledger(session, user_id)
+        async with self._db.read_connection() as connection:
+            if await fetch.is_kept(connection, user_id):
+                return await _ledger(connection, user_id)
         async with self._db.transaction() as session:
             await fetch.keep(session, user_id)
             return await _ledger(session, user_id)
@@ -229,11 +253,9 @@ class _Fetch:
         by_id = {entry.id: entry for entry in entries}
         return cls(by_id, entries_digest(by_id.values()))
 
-    async def is_kept(self, session: AsyncSession, user_id: UserId) -> bool:
+    async def is_kept(self, connection: AsyncConnection, user_id: UserId) -> bool:
         """Whether the user's kept entries are exactly these already."""
-        kept = await session.scalar(
-            select(KeptEntryDigestRow.digest).where(KeptEntryDigestRow.account_id == user_id)
-        )
+        kept = await connection.scalar(_DIGEST_QUERY, {"account_id": user_id})
         return kept == self.digest
 
     async def keep(self, session: AsyncSession, user_id: UserId) -> None:
@@ -268,12 +290,10 @@ class _Fetch:
         )
 
 
-async def _ledger(session: AsyncSession, user_id: UserId) -> dict[AttributeDate, int]:
-    rows = await session.execute(
-        select(LedgerRow.attribute, LedgerRow.day, LedgerRow.value).where(
-            LedgerRow.account_id == user_id
-        )
-    )
+async def _ledger(
+    executor: AsyncSession | AsyncConnection, user_id: UserId
+) -> dict[AttributeDate, int]:
+    rows = await executor.execute(_LEDGER_QUERY, {"account_id": user_id})
     return {(attribute, day): value for attribute, day, value in rows}
 
 

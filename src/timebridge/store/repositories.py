@@ -18,7 +18,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import Table, bindparam, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -814,6 +814,19 @@ class SyncRun:
         )
 
 
+_SYNC_RUNS: Table = Base.metadata.tables[SyncRunRow.__tablename__]
+_EXIST_CONNECTIONS: Table = Base.metadata.tables[ExistConnectionRow.__tablename__]
+#: Built once: the compiled-statement cache then serves every run's SQL.
+_INSERT_RUN = _SYNC_RUNS.insert()
+_RECORD_ZONE = (
+    _EXIST_CONNECTIONS.update()
+    .where(_EXIST_CONNECTIONS.c.account_id == bindparam("b_account_id"))
+    .values(
+        time_zone=bindparam("time_zone"), time_zone_checked_at=bindparam("time_zone_checked_at")
+    )
+)
+
+
 class SyncRunRepository:
     """Every run is recorded (start, end, outcome, requests, values written, error)."""
 
@@ -823,33 +836,55 @@ class SyncRunRepository:
     async def record(self, report: RunSummary, *, exist_zone: ZoneReading | None = None) -> SyncRun:
         """Record the run and, in the same transaction, the zone it read from Exist (kept on
         the Exist connection, if the user still has one)."""
-        error = report.error
-        row = SyncRunRow(
+        kind, outcome = str(report.kind), str(report.outcome)
+        duration_ms = round(report.duration.total_seconds() * 1000)
+        error = report.error[:RUN_ERROR_LENGTH] if report.error is not None else None
+        values = {
+            "account_id": report.user_id,
+            "kind": kind,
+            "outcome": outcome,
+            "started_at": report.started_at,
+            "finished_at": report.finished_at,
+            "duration_ms": duration_ms,
+            "toggl_requests": report.toggl_requests,
+            "exist_requests": report.exist_requests,
+            "values_written": report.values_written,
+            "error": error,
+            "next_sync_after": report.next_sync_after,
+        }
+        zone = _zone(exist_zone.time_zone) if exist_zone is not None else None
+        # Core, not the ORM: one run of every user ends here.
+        try:
+            async with self._db.write_connection() as connection:
+                if exist_zone is not None:
+                    await connection.execute(
+                        _RECORD_ZONE,
+                        {
+                            "b_account_id": report.user_id,
+                            "time_zone": zone,
+                            "time_zone_checked_at": exist_zone.checked_at,
+                        },
+                    )
+                result = await connection.execute(_INSERT_RUN, values)
+        except IntegrityError:
+            raise AccountNotFound(f"no account {report.user_id}") from None
+        key = result.inserted_primary_key
+        assert key is not None
+        run_id: int = key[0]
+        return SyncRun(
+            id=run_id,
             account_id=report.user_id,
-            kind=str(report.kind),
-            outcome=str(report.outcome),
+            kind=kind,
+            outcome=outcome,
             started_at=report.started_at,
             finished_at=report.finished_at,
-            duration_ms=round(report.duration.total_seconds() * 1000),
+            duration=timedelta(milliseconds=duration_ms),
             toggl_requests=report.toggl_requests,
             exist_requests=report.exist_requests,
             values_written=report.values_written,
-            error=error[:RUN_ERROR_LENGTH] if error is not None else None,
+            error=error,
             next_sync_after=report.next_sync_after,
         )
-        zone = _zone(exist_zone.time_zone) if exist_zone is not None else None
-        try:
-            async with self._db.transaction() as session:
-                if exist_zone is not None:
-                    await session.execute(
-                        update(ExistConnectionRow)
-                        .where(ExistConnectionRow.account_id == report.user_id)
-                        .values(time_zone=zone, time_zone_checked_at=exist_zone.checked_at)
-                    )
-                session.add(row)
-        except IntegrityError:
-            raise AccountNotFound(f"no account {report.user_id}") from None
-        return SyncRun.of(row)
 
     async def recent(self, account_id: int, limit: int = 20) -> list[SyncRun]:
         """The user's last runs, newest first."""
