@@ -11,7 +11,7 @@ from timebridge.retry import RetryPolicy
 from timebridge.toggl import AsyncTogglClient, AuthenticationError
 
 
-def _open_connections(pool: ConnectionPool) -> int:
+def open_connections(pool: ConnectionPool) -> int:
     # httpx keeps its pool private; the count is what this test is about.
     transport: httpx.AsyncHTTPTransport = pool._transport
     return len(transport._pool.connections)
@@ -31,7 +31,7 @@ async def test_clients_of_different_users_reuse_one_connection_with_their_own_to
                 names.append((await client.me()).fullname)
         assert names == ["Alice", "Bob", "Alice"]
         # Closing each client left the pool open, and the next client used the same socket.
-        assert _open_connections(pool) == 1
+        assert open_connections(pool) == 1
 
         async with AsyncTogglClient(
             "not-a-token", base_url=toggl_url, retry=RetryPolicy.testing(), transport=pool.lend()
@@ -40,7 +40,7 @@ async def test_clients_of_different_users_reuse_one_connection_with_their_own_to
                 await stranger.me()
     finally:
         await pool.aclose()
-    assert _open_connections(pool) == 0
+    assert open_connections(pool) == 0
 
 
 async def test_a_closed_pool_lends_nothing() -> None:

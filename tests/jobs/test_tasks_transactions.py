@@ -8,37 +8,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
-from tests.jobs.test_tasks import World, make_world
+from tests.jobs.test_tasks import World
 from tests.store.transaction_log import transaction_log
-from timebridge.clock import FakeClock
-from timebridge.fakes.exist import ExistSimulator, SimClient
-from timebridge.fakes.toggl import TogglSimulator
-from timebridge.store import Store
 from timebridge.sync.ledger import KeptEntry
 from timebridge.sync.runner import RunOutcome, RunReport
 
 #: The steady-state budget: the context; the kept-entries check with the ledger; the run record.
 MAX_TRANSACTIONS = 3
 MAX_WRITERS = 1
-
-
-@pytest.fixture
-def world(
-    store: Store,
-    clock: FakeClock,
-    toggl_sim: TogglSimulator,
-    toggl_url: str,
-    exist_sim: ExistSimulator,
-    exist_api_url: str,
-    exist_oauth_url: str,
-    exist_oauth_client: SimClient,
-) -> World:
-    return make_world(
-        store, clock, toggl_sim, toggl_url, exist_sim, exist_api_url, exist_oauth_url,
-        exist_oauth_client,
-    )  # fmt: skip
 
 
 async def _synced(world: World, user: int) -> RunReport:
