@@ -13,7 +13,7 @@ from tests.store.transaction_log import transaction_log
 from timebridge.sync.ledger import KeptEntry
 from timebridge.sync.runner import RunOutcome, RunReport
 
-#: The steady-state budget: the context; the kept-entries check with the ledger; the run record.
+#: The steady-state budget: the context; the ledger with the entry snapshot; the run record.
 MAX_TRANSACTIONS = 3
 MAX_WRITERS = 1
 
@@ -43,12 +43,12 @@ async def test_a_steady_state_run_is_three_transactions_and_one_write(world: Wor
     [writer] = log.writers
     assert {table for table, _ in writer.writes} == {"sync_runs"}
     assert not any(t.writes for t in log.transactions if t.read_only)
-    assert log.rows_written("kept_entries") == [], "unchanged entries are not rewritten"
+    assert log.rows_written("entry_snapshots") == [], "unchanged entries are not rewritten"
     assert log.rows_written("exist_connections") == [], "an unchanged zone is not rewritten"
     assert await world.store.sync_runs.count(alice) == 2
 
 
-async def test_a_changed_entry_is_written_and_the_others_are_not(world: World) -> None:
+async def test_a_changed_entry_is_one_write_of_the_snapshot(world: World) -> None:
     alice = await world.connect("alice")
     await _synced(world, alice)
     toggl_user = world.toggl_users[alice]
@@ -60,14 +60,12 @@ async def test_a_changed_entry_is_written_and_the_others_are_not(world: World) -
     with transaction_log(world.store.database) as log:
         await _synced(world, alice)
 
-    written = log.rows_written("kept_entries")
-    assert {row["entry_id"] for row in written} == {first.id}
-    assert len(written) == 1
+    assert len(log.rows_written("entry_snapshots")) == 1, "one write for the changed snapshot"
     assert await world.store.ledger.entries(alice) == _toggl_entries(world, alice)
     await world.assert_exist_matches_toggl(alice, "alice")
 
 
-async def test_an_added_and_a_deleted_entry_are_all_that_is_written(world: World) -> None:
+async def test_an_added_and_a_deleted_entry_reach_the_snapshot_and_exist(world: World) -> None:
     alice = await world.connect("alice")
     await _synced(world, alice)
     toggl_user = world.toggl_users[alice]
@@ -83,11 +81,12 @@ async def test_an_added_and_a_deleted_entry_are_all_that_is_written(world: World
     with transaction_log(world.store.database) as log:
         await _synced(world, alice)
 
-    written = log.rows_written("kept_entries")
-    assert sorted(row.get("entry_id", row.get("b_entry_id")) for row in written) == sorted(
-        [first.id, added.id]
-    )
-    assert await world.store.ledger.entries(alice) == _toggl_entries(world, alice)
+    assert len(log.rows_written("entry_snapshots")) == 1
+    kept = await world.store.ledger.entries(alice)
+    assert added.id in {entry.id for entry in kept}
+    assert first.id not in {entry.id for entry in kept}
+    assert kept == _toggl_entries(world, alice)
+    await world.assert_exist_matches_toggl(alice, "alice")
 
 
 async def test_a_zone_read_again_is_kept_in_the_same_write_as_the_run(world: World) -> None:

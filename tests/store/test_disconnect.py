@@ -12,10 +12,11 @@ from timebridge.store.models import Base
 from timebridge.sync.ledger import KeptEntry
 from timebridge.sync.planner import ValueWrite
 from timebridge.sync.runner import RunKind, RunOutcome, RunReport
+from timebridge.sync.snapshot import EntrySnapshot
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 #: Tables that hold nothing of the Toggl integration once it is disconnected.
-TOGGL_TABLES = ("toggl_connections", "mappings", "ledger", "kept_entries", "kept_entry_digests")
+TOGGL_TABLES = ("toggl_connections", "mappings", "ledger", "entry_snapshots")
 
 
 async def set_up_everything(store: Store, email: str) -> int:
@@ -38,9 +39,9 @@ async def set_up_everything(store: Store, email: str) -> int:
     await store.ledger.record_accepted(
         user, [ValueWrite("gaming_min", date(2026, 3, d), d) for d in range(1, 10)]
     )
-    await store.ledger.replace_entries(
-        user, [KeptEntry(n, 10, NOW - timedelta(hours=n), None, None) for n in range(1, 4)]
-    )
+    entries = [KeptEntry(n, 10, NOW - timedelta(hours=n), None, None) for n in range(1, 4)]
+    covered = (NOW - timedelta(days=15), NOW + timedelta(hours=12))
+    await store.ledger.keep_snapshot(user, EntrySnapshot.of(entries, covered, NOW))
     await store.sync_runs.record(
         RunReport(
             user_id=user,

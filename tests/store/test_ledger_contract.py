@@ -16,9 +16,13 @@ from timebridge.store import Database, Store
 from timebridge.store.crypto import SecretBox
 from timebridge.sync.ledger import InMemoryLedgerStore, KeptEntry, LedgerStore
 from timebridge.sync.planner import IN_FLIGHT, ValueWrite
+from timebridge.sync.snapshot import EntrySnapshot
 
 D1, D2, D3 = date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10)
 T0 = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+#: The range the snapshots of these tests cover, and when they were fetched.
+COVERED = (T0 - timedelta(days=15), T0 + timedelta(days=1))
+FETCHED_AT = T0 + timedelta(hours=3, microseconds=7)
 
 
 @dataclass
@@ -156,35 +160,45 @@ async def test_load_returns_a_copy(case: LedgerCase) -> None:
     assert await case.store.load(user) == {("tv_min", D1): 1}
 
 
+async def keep(store: LedgerStore, user: int, entries: list[KeptEntry]) -> EntrySnapshot:
+    snapshot = EntrySnapshot.of(entries, COVERED, FETCHED_AT)
+    await store.keep_snapshot(user, snapshot)
+    return snapshot
+
+
 async def test_entries_come_back_oldest_first(case: LedgerCase) -> None:
     user = await case.new_user()
     later, earlier, same_start = entry(3, T0 + timedelta(hours=3)), entry(9, T0), entry(4, T0)
-    await case.store.replace_entries(user, [later, earlier, same_start])
+    await keep(case.store, user, [later, earlier, same_start])
     assert await case.store.entries(user) == [same_start, earlier, later]
 
 
-async def test_replace_entries_keeps_exactly_the_last_fetch(case: LedgerCase) -> None:
-    user = await case.new_user()
-    await case.store.replace_entries(user, [entry(1, T0), entry(2, T0 + timedelta(hours=1))])
-    await case.store.replace_entries(user, [entry(2, T0 + timedelta(hours=2))])
-    assert await case.store.entries(user) == [entry(2, T0 + timedelta(hours=2))]
-    await case.store.replace_entries(user, [])
-    assert await case.store.entries(user) == []
-
-
-async def test_replace_entries_and_load_keeps_the_fetch_and_returns_the_ledger(
-    case: LedgerCase,
-) -> None:
+async def test_a_kept_snapshot_comes_back_whole_with_the_ledger(case: LedgerCase) -> None:
     user = await case.new_user()
     await case.store.record_accepted(user, [ValueWrite("tv_min", D1, 30)])
-    first = [entry(1, T0), entry(2, T0 + timedelta(hours=1))]
+    assert await case.store.load_with_snapshot(user) == ({("tv_min", D1): 30}, None)
+    kept = await keep(case.store, user, [entry(1, T0), entry(2, T0 + timedelta(hours=1))])
 
-    for fetch in (first, first, [entry(2, T0 + timedelta(hours=2))], []):
-        ledger = await case.store.replace_entries_and_load(user, fetch)
-        assert ledger == {("tv_min", D1): 30}
-        assert await case.store.entries(user) == fetch
-        ledger[("tv_min", D2)] = 5  # the caller's copy, not the store's
-        assert await case.store.load(user) == {("tv_min", D1): 30}
+    ledger, snapshot = await case.store.load_with_snapshot(user)
+
+    assert ledger == {("tv_min", D1): 30}
+    assert snapshot == kept
+    assert snapshot is not None
+    assert (snapshot.covered_from, snapshot.covered_to) == COVERED
+    assert snapshot.fetched_at == FETCHED_AT
+    ledger[("tv_min", D2)] = 5  # the caller's copy, not the store's
+    assert await case.store.load(user) == {("tv_min", D1): 30}
+
+
+async def test_keeping_a_snapshot_replaces_the_last_one(case: LedgerCase) -> None:
+    user = await case.new_user()
+    await keep(case.store, user, [entry(1, T0), entry(2, T0 + timedelta(hours=1))])
+    await keep(case.store, user, [entry(2, T0 + timedelta(hours=2))])
+    assert await case.store.entries(user) == [entry(2, T0 + timedelta(hours=2))]
+    await keep(case.store, user, [])
+    assert await case.store.entries(user) == []
+    _, snapshot = await case.store.load_with_snapshot(user)
+    assert snapshot is not None and dict(snapshot.entries) == {}
 
 
 async def test_entries_keep_running_timers_missing_projects_and_instants(case: LedgerCase) -> None:
@@ -193,7 +207,7 @@ async def test_entries_keep_running_timers_missing_projects_and_instants(case: L
     running = KeptEntry(
         7, None, datetime(2026, 3, 9, 23, 30, 15, 123456, tzinfo=berlin), None, None
     )
-    await case.store.replace_entries(user, [running])
+    await keep(case.store, user, [running])
     [kept] = await case.store.entries(user)
     assert kept == running
     assert kept.start.utcoffset() is not None
@@ -203,7 +217,7 @@ async def test_entries_keep_running_timers_missing_projects_and_instants(case: L
 async def test_entry_ids_beyond_32_bits_are_kept(case: LedgerCase) -> None:
     user = await case.new_user()
     big = entry(4_123_456_789_012, T0, project_id=9_876_543_210)
-    await case.store.replace_entries(user, [big])
+    await keep(case.store, user, [big])
     assert await case.store.entries(user) == [big]
 
 
@@ -211,9 +225,9 @@ async def test_clear_deletes_the_ledger_and_entries_of_one_user(case: LedgerCase
     alice, bob = await case.new_user(), await case.new_user()
     for user in (alice, bob):
         await case.store.record_accepted(user, [ValueWrite("tv_min", D1, 30)])
-        await case.store.replace_entries(user, [entry(1, T0)])
+        await keep(case.store, user, [entry(1, T0)])
     await case.store.clear(alice)
-    assert await case.store.load(alice) == {}
+    assert await case.store.load_with_snapshot(alice) == ({}, None)
     assert await case.store.entries(alice) == []
     assert await case.store.load(bob) == {("tv_min", D1): 30}
     assert await case.store.entries(bob) == [entry(1, T0)]

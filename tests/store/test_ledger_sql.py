@@ -17,6 +17,7 @@ from timebridge.store import Store
 from timebridge.store.ledger import purge_cutoff
 from timebridge.sync.ledger import KeptEntry
 from timebridge.sync.planner import PURGE_AFTER_DAYS, ValueWrite
+from timebridge.sync.snapshot import EntrySnapshot
 
 D1, D2, D3 = date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10)
 
@@ -90,7 +91,12 @@ async def test_deleting_an_account_deletes_its_ledger_and_entries(store: Store) 
     user = (await store.accounts.create("ada@example.com")).id
     await store.ledger.record_accepted(user, [ValueWrite("tv_min", D1, 10)])
     start = datetime(2026, 3, 9, 8, tzinfo=UTC)
-    await store.ledger.replace_entries(user, [KeptEntry(1, 2, start, None, None)])
+    await store.ledger.keep_snapshot(
+        user,
+        EntrySnapshot.of(
+            [KeptEntry(1, 2, start, None, None)], (start, start + timedelta(days=1)), start
+        ),
+    )
 
     assert await store.accounts.delete(user)
 
@@ -111,23 +117,25 @@ async def test_purge_drops_rows_older_than_the_cutoff_for_every_user(store: Stor
                 ValueWrite("tv_min", cutoff + timedelta(days=5), 3),
             ],
         )
-        await store.ledger.replace_entries(
-            user,
-            [
-                KeptEntry(1, 2, datetime(2026, 2, 16, 23, 59, tzinfo=UTC), None, None),
-                KeptEntry(2, 2, datetime(2026, 2, 17, 0, 0, tzinfo=UTC), None, None),
-            ],
-        )
+    # Alice's last full fetch covered nothing after the cutoff (she stopped syncing); Bob's
+    # reaches one second past it.
+    midnight = datetime(2026, 2, 17, tzinfo=UTC)
+    for user, covered_to in ((alice, midnight), (bob, midnight + timedelta(seconds=1))):
+        start = covered_to - timedelta(days=16)
+        kept = [KeptEntry(1, 2, start, None, None)]
+        snapshot = EntrySnapshot.of(kept, (start, covered_to), start)
+        await store.ledger.keep_snapshot(user, snapshot)
 
     counts = await store.ledger.purge(cutoff)
 
-    assert (counts.ledger_rows, counts.entries) == (2, 2)
+    assert (counts.ledger_rows, counts.snapshots) == (2, 1)
     for user in (alice, bob):
         assert await store.ledger.load(user) == {
             ("tv_min", cutoff): 2,
             ("tv_min", cutoff + timedelta(days=5)): 3,
         }
-        assert [kept.id for kept in await store.ledger.entries(user)] == [2]
+    assert await store.ledger.entries(alice) == []
+    assert [kept.id for kept in await store.ledger.entries(bob)] == [1]
 
 
 async def test_the_regular_purge_keeps_21_days_in_every_zone(

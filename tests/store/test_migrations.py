@@ -15,11 +15,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection
 
 from tests.store.fixtures import PostgresServer
-from tests.store.transaction_log import transaction_log
 from timebridge.config import Settings
 from timebridge.store import (
     Database,
@@ -33,8 +32,9 @@ from timebridge.store import (
     upgrade,
 )
 from timebridge.store.crypto import SecretBox
-from timebridge.store.models import AccountRow, Base, KeptEntryRow
+from timebridge.store.models import AccountRow, Base
 from timebridge.sync.ledger import KeptEntry
+from timebridge.sync.snapshot import EntrySnapshot
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -147,15 +147,11 @@ async def test_an_upgrade_that_fails_leaves_the_database_as_it_was(
     assert await upgrade(empty_database_url) == head_revision()
 
 
-async def test_upgrading_a_0001_database_with_data_keeps_it_and_its_entries(
+async def test_upgrading_a_0001_database_with_data_keeps_it_and_refetches_its_entries(
     empty_database_url: str,
 ) -> None:
     assert await upgrade(empty_database_url, "0001") == "0001"
     start = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
-    kept = [
-        KeptEntry(1, 10, start, start + timedelta(minutes=30), start),
-        KeptEntry(2, None, start + timedelta(hours=1), None, None),
-    ]
     engine = create_engine(empty_database_url)
     try:
         async with engine.begin() as connection:
@@ -163,18 +159,11 @@ async def test_upgrading_a_0001_database_with_data_keeps_it_and_its_entries(
                 insert(AccountRow.__table__).values(id=1, email="ada@example.com", created_at=start)
             )
             await connection.execute(
-                insert(KeptEntryRow.__table__),
-                [
-                    {
-                        "account_id": 1,
-                        "entry_id": entry.id,
-                        "project_id": entry.project_id,
-                        "start": entry.start,
-                        "stop": entry.stop,
-                        "updated_at": entry.updated_at,
-                    }
-                    for entry in kept
-                ],
+                text(
+                    "INSERT INTO kept_entries (account_id, entry_id, project_id, start) "
+                    "VALUES (1, 1, 10, :start)"
+                ),
+                {"start": start},
             )
     finally:
         await engine.dispose()
@@ -184,15 +173,13 @@ async def test_upgrading_a_0001_database_with_data_keeps_it_and_its_entries(
     store = Store(Database(empty_database_url), SecretBox([new_key()]))
     try:
         assert (await store.accounts.get(1)).email == "ada@example.com"
-        assert await store.ledger.entries(1) == kept
-        # No digest yet: the first fetch is compared row by row, and only the digest is written.
-        with transaction_log(store.database) as first:
-            await store.ledger.replace_entries(1, kept)
-        assert first.rows_written("kept_entries") == []
-        assert len(first.rows_written("kept_entry_digests")) == 1
-        with transaction_log(store.database) as second:
-            await store.ledger.replace_entries(1, kept)
-        assert second.writers == []
-        assert await store.ledger.entries(1) == kept
+        # Kept entries are a copy of Toggl's: not carried over, so the user's next run fetches
+        # the whole window, as a first run does.
+        assert await store.ledger.load_with_snapshot(1) == ({}, None)
+        snapshot = EntrySnapshot.of(
+            [KeptEntry(1, 10, start, None, None)], (start, start + timedelta(days=1)), start
+        )
+        await store.ledger.keep_snapshot(1, snapshot)
+        assert await store.ledger.entries(1) == [KeptEntry(1, 10, start, None, None)]
     finally:
         await store.close()

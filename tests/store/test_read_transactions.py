@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -13,8 +13,13 @@ from timebridge.store import Integration, ProjectMapping, Store, count_stale_sec
 from timebridge.store.models import AccountRow
 from timebridge.sync.ledger import KeptEntry
 from timebridge.sync.planner import ValueWrite
+from timebridge.sync.snapshot import EntrySnapshot
 
 DAY = datetime(2026, 3, 9, tzinfo=UTC)
+
+
+def snapshot_of(*entries: KeptEntry) -> EntrySnapshot:
+    return EntrySnapshot.of(entries, (DAY - timedelta(days=15), DAY + timedelta(days=1)), DAY)
 
 
 async def connected_user(store: Store) -> tuple[int, str]:
@@ -24,7 +29,7 @@ async def connected_user(store: Store) -> tuple[int, str]:
     await store.mappings.replace(user, [ProjectMapping(1, 10, "Games", "gaming_min")])
     await store.claims.claim(user, "tv_min", Integration.TRAKT)
     await store.ledger.record_accepted(user, [ValueWrite("gaming_min", DAY.date(), 5)])
-    await store.ledger.replace_entries(user, [KeptEntry(1, 10, DAY, None, None)])
+    await store.ledger.keep_snapshot(user, snapshot_of(KeptEntry(1, 10, DAY, None, None)))
     return user, connection.id
 
 
@@ -74,7 +79,7 @@ async def test_every_read_only_call_is_a_read_transaction(store: Store) -> None:
         await store.sync_runs.count(user)
         await store.ledger.load(user)
         await store.ledger.entries(user)
-        await store.ledger.replace_entries(user, [KeptEntry(1, 10, DAY, None, None)])
+        await store.ledger.load_with_snapshot(user)
         await store.sync_context(user)
         await count_stale_secrets(store.database, store.box)
 
@@ -89,12 +94,8 @@ async def test_a_call_that_may_write_takes_the_write_lock_at_its_start(store: St
 
     with transaction_log(store.database) as log:
         await store.accounts.set_time_zone(user, "Europe/Berlin")
-        await store.ledger.replace_entries(user, [KeptEntry(2, 10, DAY, None, None)])
+        await store.ledger.keep_snapshot(user, snapshot_of(KeptEntry(2, 10, DAY, None, None)))
 
-    assert [t.read_only for t in log.transactions] == [False, True, False]
+    assert [t.read_only for t in log.transactions] == [False, False]
     if store.database.dialect == "sqlite":
-        assert [t.statements[0] for t in log.transactions] == [
-            "BEGIN IMMEDIATE",
-            "BEGIN",
-            "BEGIN IMMEDIATE",
-        ]
+        assert [t.statements[0] for t in log.transactions] == ["BEGIN IMMEDIATE", "BEGIN IMMEDIATE"]

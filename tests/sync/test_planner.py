@@ -174,10 +174,11 @@ def test_window_is_14_local_days_ending_today() -> None:
     assert plan_sync([old], MAPPING, {}, BERLIN, NOW).writes == ()
 
 
-def test_fetch_range_covers_the_window_plus_a_day() -> None:
+def test_fetch_range_covers_the_window_plus_a_day_to_the_end_of_today() -> None:
     start, end = fetch_range(NOW, BERLIN)
     assert start == datetime(2026, 2, 24, 0, 0, tzinfo=BERLIN)
-    assert end == NOW
+    assert end == datetime(2026, 3, 11, 0, 0, tzinfo=BERLIN)
+    assert fetch_range(NOW + timedelta(hours=1), BERLIN) == (start, end), "the same all day"
 
 
 def test_ledger_rows_older_than_21_days_are_purged() -> None:

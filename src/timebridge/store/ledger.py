@@ -1,14 +1,12 @@
-"""`SqlLedgerStore`: the runner's ledger and kept entries in the database.
+"""`SqlLedgerStore`: the runner's ledger and entry snapshot in the database.
 
 It implements `timebridge.sync.ledger.LedgerStore` call for call, each call one transaction:
 the values Exist accepted from one write batch are committed together or not at all, so the
 ledger never claims a value Exist did not confirm (DESIGN.md, "Write"). Loads are read
 transactions, which on SQLite do not queue for the write lock.
 
-Kept entries are replaced every run, but most runs fetch exactly what the last one did: a digest
-of the kept entries (`kept_entry_digests`) lets an unchanged fetch end after one read (shared
-with the ledger's load in `replace_entries_and_load`), and a changed one writes only the entries
-that differ.
+A run reads its ledger and its entry snapshot together (one read); the snapshot is written only
+when a fetch changed it, so a steady-state run writes nothing here.
 
 `purge` is the store-wide clean-up of rows older than the 21 days the bridge keeps; the runner
 also forgets its own user's old dates every run, in the user's zone.
@@ -16,12 +14,11 @@ also forgets its own user's old dates every run, in the user's zone.
 
 from __future__ import annotations
 
-import hashlib
-import struct
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from types import MappingProxyType
 
 from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -29,18 +26,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from timebridge.clock import Clock, SystemClock
 from timebridge.store._sql import rowcount, upsert
 from timebridge.store.database import Database
-from timebridge.store.models import Base, KeptEntryDigestRow, KeptEntryRow, LedgerRow
-from timebridge.sync.ledger import KeptEntry, LedgerStore, UserId
+from timebridge.store.models import Base, EntrySnapshotRow, LedgerRow
+from timebridge.sync.ledger import LedgerStore, UserId
 from timebridge.sync.planner import IN_FLIGHT, PURGE_AFTER_DAYS, AttributeDate, ValueWrite
+from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 
 _LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
-_ENTRIES: Table = Base.metadata.tables[KeptEntryRow.__tablename__]
-_DIGESTS: Table = Base.metadata.tables[KeptEntryDigestRow.__tablename__]
+_SNAPSHOTS: Table = Base.metadata.tables[EntrySnapshotRow.__tablename__]
 #: Built once: the compiled-statement cache then serves every run's SQL.
-_DIGEST_QUERY = select(_DIGESTS.c.digest).where(_DIGESTS.c.account_id == bindparam("account_id"))
 _LEDGER_QUERY = select(_LEDGER.c.attribute, _LEDGER.c.day, _LEDGER.c.value).where(
     _LEDGER.c.account_id == bindparam("account_id")
 )
+_SNAPSHOT_QUERY = select(
+    _SNAPSHOTS.c.covered_from,
+    _SNAPSHOTS.c.covered_to,
+    _SNAPSHOTS.c.fetched_at,
+    _SNAPSHOTS.c.entries,
+).where(_SNAPSHOTS.c.account_id == bindparam("account_id"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -50,7 +52,8 @@ class PurgeCounts:
     """What one purge deleted."""
 
     ledger_rows: int
-    entries: int
+    #: Entry snapshots of users who have not synced for that long.
+    snapshots: int
 
 
 def purge_cutoff(now: datetime, days: int = PURGE_AFTER_DAYS) -> date:
@@ -68,62 +71,54 @@ async def delete_ledger(session: AsyncSession, user_id: UserId) -> int:
 
 
 async def delete_entries(session: AsyncSession, user_id: UserId) -> int:
-    """Delete the user's kept entries (and their digest) inside the caller's transaction."""
-    await session.execute(
-        delete(KeptEntryDigestRow).where(KeptEntryDigestRow.account_id == user_id)
+    """Delete the user's entry snapshot inside the caller's transaction; how many entries it
+    held."""
+    snapshot = await session.scalar(
+        select(EntrySnapshotRow.entries).where(EntrySnapshotRow.account_id == user_id)
     )
-    return rowcount(
-        await session.execute(delete(KeptEntryRow).where(KeptEntryRow.account_id == user_id))
+    if snapshot is None:
+        return 0
+    await session.execute(delete(EntrySnapshotRow).where(EntrySnapshotRow.account_id == user_id))
+    return len(json.loads(snapshot))
+
+
+def encode_entries(entries: Iterable[KeptEntry]) -> str:
+    """The `entries` column: `[id, project, start, stop, updated at]` per entry, by id."""
+    return json.dumps(
+        [
+            [
+                entry.id,
+                entry.project_id,
+                _micros(entry.start),
+                _micros(entry.stop) if entry.stop is not None else None,
+                _micros(entry.updated_at) if entry.updated_at is not None else None,
+            ]
+            for entry in sorted(entries, key=_entry_id)
+        ],
+        separators=(",", ":"),
     )
 
 
-#: One kept entry in the digest: id, then project, stop and updated_at each as a presence flag
-#: and a value, and start; fixed width, so equal encodings mean equal entries.
-_ENTRY_KEY = struct.Struct("<q?qq?q?q")
+def decode_entries(text: str) -> list[KeptEntry]:
+    """The entries of an `entries` column, by id."""
+    return [
+        KeptEntry(
+            entry_id,
+            project_id,
+            _EPOCH + timedelta(microseconds=start),
+            _EPOCH + timedelta(microseconds=stop) if stop is not None else None,
+            _EPOCH + timedelta(microseconds=updated) if updated is not None else None,
+        )
+        for entry_id, project_id, start, stop, updated in json.loads(text)
+    ]
 
 
 def _micros(instant: datetime) -> int:
     return (instant - _EPOCH) // _MICROSECOND
 
 
-def entries_digest(entries: Iterable[KeptEntry]) -> str:
-    """SHA-256 (hex) of the entries as the store keeps them: by id, instants to the microsecond
-    whatever their offset, so a fetch equal to the kept rows has the kept rows' digest.
-
-    Ids are unique among kept entries, so sorting by id alone orders them.
-    """
-    pack = _ENTRY_KEY.pack
-    digest = hashlib.sha256()
-    for entry in sorted(entries, key=_entry_id):
-        project_id, stop, updated_at = entry.project_id, entry.stop, entry.updated_at
-        digest.update(
-            pack(
-                entry.id,
-                project_id is not None,
-                project_id or 0,
-                _micros(entry.start),
-                stop is not None,
-                _micros(stop) if stop is not None else 0,
-                updated_at is not None,
-                _micros(updated_at) if updated_at is not None else 0,
-            )
-        )
-    return digest.hexdigest()
-
-
 def _entry_id(entry: KeptEntry) -> int:
     return entry.id
-
-
-def _entry_row(user_id: UserId, entry: KeptEntry) -> dict[str, Any]:
-    return {
-        "account_id": user_id,
-        "entry_id": entry.id,
-        "project_id": entry.project_id,
-        "start": entry.start,
-        "stop": entry.stop,
-        "updated_at": entry.updated_at,
-    }
 
 
 class SqlLedgerStore:
@@ -141,8 +136,33 @@ class SqlLedgerStore:
         return f"SqlLedgerStore({self._db!r})"
 
     async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
-        async with self._db.read() as session:
-            return await _ledger(session, user_id)
+        async with self._db.read_connection() as connection:
+            return await _ledger(connection, user_id)
+
+    async def load_with_snapshot(
+        self, user_id: UserId
+    ) -> tuple[dict[AttributeDate, int], EntrySnapshot | None]:
+        async with self._db.read_connection() as connection:
+            ledger = await _ledger(connection, user_id)
+            snapshot = await _snapshot(connection, user_id)
+        return ledger, snapshot
+
+    async def keep_snapshot(self, user_id: UserId, snapshot: EntrySnapshot) -> None:
+        row = {
+            "account_id": user_id,
+            "covered_from": snapshot.covered_from,
+            "covered_to": snapshot.covered_to,
+            "fetched_at": snapshot.fetched_at,
+            "entries": encode_entries(snapshot.entries.values()),
+        }
+        async with self._db.transaction() as session:
+            statement = upsert(
+                session,
+                _SNAPSHOTS,
+                ["account_id"],
+                ["covered_from", "covered_to", "fetched_at", "entries"],
+            )
+            await session.execute(statement, [row])
 
     async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
         await self.record_accepted(
@@ -189,128 +209,44 @@ class SqlLedgerStore:
             await delete_ledger(session, user_id)
             await delete_entries(session, user_id)
 
-    async def replace_entries(self, user_id: UserId, entries: Sequence[KeptEntry]) -> None:
-        fetch = _Fetch.of(entries)
-        async with self._db.read_connection() as connection:
-            unchanged = await fetch.is_kept(connection, user_id)
-        if not unchanged:
-            async with self._db.transaction() as session:
-                await fetch.keep(session, user_id)
-
-    async def replace_entries_and_load(
-        self, user_id: UserId, entries: Sequence[KeptEntry]
-    ) -> dict[AttributeDate, int]:
-        # In steady state the fetch is unchanged: one read transaction for both.
-        fetch = _Fetch.of(entries)
-        async with self._db.read_connection() as connection:
-            if await fetch.is_kept(connection, user_id):
-                return await _ledger(connection, user_id)
-        async with self._db.transaction() as session:
-            await fetch.keep(session, user_id)
-            return await _ledger(session, user_id)
-
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
-        async with self._db.read() as session:
-            return await _kept_entries(session, user_id)
+        async with self._db.read_connection() as connection:
+            snapshot = await _snapshot(connection, user_id)
+        return snapshot.sorted_entries() if snapshot is not None else []
 
     async def purge(self, before: date) -> PurgeCounts:
-        """Delete every user's ledger rows dated before `before`, and kept entries that started
-        before it (UTC midnight)."""
+        """Delete every user's ledger rows dated before `before`, and the entry snapshots of
+        users whose last full fetch covered nothing since (UTC midnight): a user who syncs keeps
+        only their window in theirs."""
         cutoff = datetime.combine(before, time(), tzinfo=UTC)
         async with self._db.transaction() as session:
             ledger_rows = rowcount(
                 await session.execute(delete(LedgerRow).where(LedgerRow.day < before))
             )
-            # Their kept entries change, so their digests no longer describe them.
-            await session.execute(
-                delete(KeptEntryDigestRow).where(
-                    KeptEntryDigestRow.account_id.in_(
-                        select(KeptEntryRow.account_id).where(KeptEntryRow.start < cutoff)
-                    )
+            snapshots = rowcount(
+                await session.execute(
+                    delete(EntrySnapshotRow).where(EntrySnapshotRow.covered_to <= cutoff)
                 )
             )
-            entries = rowcount(
-                await session.execute(delete(KeptEntryRow).where(KeptEntryRow.start < cutoff))
-            )
-        return PurgeCounts(ledger_rows=ledger_rows, entries=entries)
+        return PurgeCounts(ledger_rows=ledger_rows, snapshots=snapshots)
 
     async def purge_expired(self) -> PurgeCounts:
         """`purge` with the bridge's 21 days, counted from the store's clock."""
         return await self.purge(purge_cutoff(self._clock.now()))
 
 
-@dataclass(frozen=True)
-class _Fetch:
-    """A fetch's entries, by id, and their digest."""
-
-    by_id: dict[int, KeptEntry]
-    digest: str
-
-    @classmethod
-    def of(cls, entries: Sequence[KeptEntry]) -> _Fetch:
-        # An entry seen twice (adjacent fetch ranges can both return it) is kept once: the last
-        # sighting is the newest.
-        by_id = {entry.id: entry for entry in entries}
-        return cls(by_id, entries_digest(by_id.values()))
-
-    async def is_kept(self, connection: AsyncConnection, user_id: UserId) -> bool:
-        """Whether the user's kept entries are exactly these already."""
-        kept = await connection.scalar(_DIGEST_QUERY, {"account_id": user_id})
-        return kept == self.digest
-
-    async def keep(self, session: AsyncSession, user_id: UserId) -> None:
-        """Make these the user's kept entries, writing only the rows that differ."""
-        kept = {entry.id: entry for entry in await _kept_entries(session, user_id)}
-        gone = [{"b_entry_id": entry_id} for entry_id in kept.keys() - self.by_id.keys()]
-        if gone:
-            await session.execute(
-                _ENTRIES.delete().where(
-                    _ENTRIES.c.account_id == user_id,
-                    _ENTRIES.c.entry_id == bindparam("b_entry_id"),
-                ),
-                gone,
-            )
-        # Equal entries compare equal whatever their instants' offsets (as stored: UTC).
-        changed = [
-            _entry_row(user_id, entry)
-            for entry_id, entry in self.by_id.items()
-            if kept.get(entry_id) != entry
-        ]
-        if changed:
-            statement = upsert(
-                session,
-                _ENTRIES,
-                ["account_id", "entry_id"],
-                ["project_id", "start", "stop", "updated_at"],
-            )
-            await session.execute(statement, changed)
-        await session.execute(
-            upsert(session, _DIGESTS, ["account_id"], ["digest"]),
-            [{"account_id": user_id, "digest": self.digest}],
-        )
-
-
-async def _ledger(
-    executor: AsyncSession | AsyncConnection, user_id: UserId
-) -> dict[AttributeDate, int]:
-    rows = await executor.execute(_LEDGER_QUERY, {"account_id": user_id})
+async def _ledger(connection: AsyncConnection, user_id: UserId) -> dict[AttributeDate, int]:
+    rows = await connection.execute(_LEDGER_QUERY, {"account_id": user_id})
     return {(attribute, day): value for attribute, day, value in rows}
 
 
-async def _kept_entries(session: AsyncSession, user_id: UserId) -> list[KeptEntry]:
-    """The user's kept entries, oldest first."""
-    rows = await session.execute(
-        select(
-            KeptEntryRow.entry_id,
-            KeptEntryRow.project_id,
-            KeptEntryRow.start,
-            KeptEntryRow.stop,
-            KeptEntryRow.updated_at,
-        )
-        .where(KeptEntryRow.account_id == user_id)
-        .order_by(KeptEntryRow.start, KeptEntryRow.entry_id)
-    )
-    return [KeptEntry(*row) for row in rows]
+async def _snapshot(connection: AsyncConnection, user_id: UserId) -> EntrySnapshot | None:
+    row = (await connection.execute(_SNAPSHOT_QUERY, {"account_id": user_id})).one_or_none()
+    if row is None:
+        return None
+    covered_from, covered_to, fetched_at, entries = row
+    by_id = {entry.id: entry for entry in decode_entries(entries)}
+    return EntrySnapshot(MappingProxyType(by_id), covered_from, covered_to, fetched_at)
 
 
 def _implements_the_protocol(store: SqlLedgerStore) -> LedgerStore:

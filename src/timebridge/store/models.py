@@ -248,37 +248,24 @@ class LedgerRow(Base):
     recorded_at: Mapped[datetime]
 
 
-class KeptEntryRow(Base):
-    """A Toggl entry as the user's last fetch saw it (no description: nothing needs it)."""
+class EntrySnapshotRow(Base):
+    """The user's Toggl entries as the bridge last saw them (`timebridge.sync.snapshot`).
 
-    __tablename__ = "kept_entries"
-
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
-    )
-    entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    project_id: Mapped[int | None] = mapped_column(BigInteger)
-    start: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
-    #: None while the entry is running.
-    stop: Mapped[datetime | None]
-    #: Toggl's `at`.
-    updated_at: Mapped[datetime | None]
-
-
-class KeptEntryDigestRow(Base):
-    """A digest of the user's kept entries, so a fetch that changed nothing writes nothing.
-
-    Whatever changes a user's kept entries deletes or rewrites this row in the same
-    transaction; no row means "unknown", and the next fetch is compared row by row.
+    Every entry of a range, in one row: a run reads and writes them together, and one row is one
+    read (a row per entry made loading the two weeks of a user cost more than fetching them).
+    `entries` is a JSON array of `[id, project id, start, stop, updated at]`, the instants in
+    microseconds since the epoch (UTC), null where Toggl has none; no descriptions.
     """
 
-    __tablename__ = "kept_entry_digests"
+    __tablename__ = "entry_snapshots"
 
     account_id: Mapped[int] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
-    #: SHA-256, in hex, of the entries as `timebridge.store.ledger.entries_digest` sees them.
-    digest: Mapped[str] = mapped_column(String(64))
+    covered_from: Mapped[datetime]
+    covered_to: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    fetched_at: Mapped[datetime]
+    entries: Mapped[str] = mapped_column(Text)
 
 
 class SyncRunRow(Base):

@@ -5,53 +5,32 @@ value Timebridge last wrote **and Exist accepted**; the planner writes only what
 It never holds a value Exist did not confirm, so a lost answer or a crash before the commit only
 means the same absolute value is sent again next run: harmless, never a double count.
 
-It also keeps the entries seen by the last fetch (no descriptions: they are the user's private
-words and nothing here needs them), so a user can see which entries make up a day.
+Beside it the store keeps the user's entry snapshot (`timebridge.sync.snapshot`): the entries of
+the last fetches, without descriptions (they are the user's private words and nothing here needs
+them), so a run can ask Toggl only for what changed and a user can see which entries make up a
+day.
 
 `LedgerStore` is the small async protocol the runner needs; `InMemoryLedgerStore` implements it
-for tests, the CLI's personal runs and the embedded default until the SQL store exists.
+for tests, and `timebridge.store.SqlLedgerStore` in the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
 from timebridge.sync.planner import IN_FLIGHT, AttributeDate, ValueWrite
-from timebridge.toggl.models import TimeEntry
+from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 
 #: How the store knows a user (the store's primary key for them).
 UserId = int
 
-
-@dataclass(frozen=True)
-class KeptEntry:
-    """One Toggl entry as the last fetch saw it: enough to explain a day, nothing private."""
-
-    id: int
-    project_id: int | None
-    start: datetime
-    #: None while the entry is running.
-    stop: datetime | None
-    #: Toggl's `at`: when the entry last changed.
-    updated_at: datetime | None
-
-    @classmethod
-    def from_entry(cls, entry: TimeEntry) -> KeptEntry:
-        return cls(
-            id=entry.id,
-            project_id=entry.project_id,
-            start=entry.start,
-            stop=None if entry.is_running else entry.stop,
-            updated_at=entry.at,
-        )
+__all__ = ["InMemoryLedgerStore", "KeptEntry", "LedgerStore", "UserId"]
 
 
 class LedgerStore(Protocol):
-    """Where the runner keeps each user's ledger and last-seen entries.
+    """Where the runner keeps each user's ledger and entry snapshot.
 
     Every method is one transaction: a batch's accepted values are committed together or not at
     all, so the ledger never claims part of a batch Exist did not confirm.
@@ -59,6 +38,17 @@ class LedgerStore(Protocol):
 
     async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
         """The user's ledger: (attribute, date) -> the value Exist last accepted from us."""
+        ...
+
+    async def load_with_snapshot(
+        self, user_id: UserId
+    ) -> tuple[dict[AttributeDate, int], EntrySnapshot | None]:
+        """The ledger and the entry snapshot (None if there is none), in one read: what every
+        run starts with."""
+        ...
+
+    async def keep_snapshot(self, user_id: UserId, snapshot: EntrySnapshot) -> None:
+        """Replace the user's entry snapshot with this one."""
         ...
 
     async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
@@ -75,22 +65,11 @@ class LedgerStore(Protocol):
         ...
 
     async def clear(self, user_id: UserId) -> None:
-        """Delete the user's whole ledger and kept entries (disconnect)."""
-        ...
-
-    async def replace_entries(self, user_id: UserId, entries: Sequence[KeptEntry]) -> None:
-        """Keep exactly these entries as the user's last fetch."""
-        ...
-
-    async def replace_entries_and_load(
-        self, user_id: UserId, entries: Sequence[KeptEntry]
-    ) -> dict[AttributeDate, int]:
-        """`replace_entries`, then `load`: what every run does, so a store may do both at once
-        (the SQL store reads once when the fetch is unchanged)."""
+        """Delete the user's whole ledger and entry snapshot (disconnect)."""
         ...
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
-        """The entries of the user's last fetch, oldest first."""
+        """The entries of the user's snapshot, oldest first."""
         ...
 
 
@@ -99,12 +78,22 @@ class InMemoryLedgerStore:
 
     def __init__(self) -> None:
         self._ledgers: dict[UserId, dict[AttributeDate, int]] = {}
-        self._entries: dict[UserId, list[KeptEntry]] = {}
+        self._snapshots: dict[UserId, EntrySnapshot] = {}
         self._lock = asyncio.Lock()
 
     async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
         async with self._lock:
             return dict(self._ledgers.get(user_id, {}))
+
+    async def load_with_snapshot(
+        self, user_id: UserId
+    ) -> tuple[dict[AttributeDate, int], EntrySnapshot | None]:
+        async with self._lock:
+            return dict(self._ledgers.get(user_id, {})), self._snapshots.get(user_id)
+
+    async def keep_snapshot(self, user_id: UserId, snapshot: EntrySnapshot) -> None:
+        async with self._lock:
+            self._snapshots[user_id] = snapshot
 
     async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
         async with self._lock:
@@ -127,21 +116,12 @@ class InMemoryLedgerStore:
     async def clear(self, user_id: UserId) -> None:
         async with self._lock:
             self._ledgers.pop(user_id, None)
-            self._entries.pop(user_id, None)
-
-    async def replace_entries(self, user_id: UserId, entries: Sequence[KeptEntry]) -> None:
-        async with self._lock:
-            self._entries[user_id] = sorted(entries, key=lambda entry: (entry.start, entry.id))
-
-    async def replace_entries_and_load(
-        self, user_id: UserId, entries: Sequence[KeptEntry]
-    ) -> dict[AttributeDate, int]:
-        await self.replace_entries(user_id, entries)
-        return await self.load(user_id)
+            self._snapshots.pop(user_id, None)
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
         async with self._lock:
-            return list(self._entries.get(user_id, []))
+            snapshot = self._snapshots.get(user_id)
+        return snapshot.sorted_entries() if snapshot is not None else []
 
     def snapshot(self, user_id: UserId) -> Mapping[AttributeDate, int]:
         """The ledger as it is now, without awaiting (for tests and debugging)."""

@@ -35,6 +35,7 @@ from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from timebridge.sync.snapshot import KeptEntry
 from timebridge.toggl.models import TimeEntry
 
 #: Days in the window: today and the 13 days before, in the user's zone.
@@ -121,14 +122,20 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
 def fetch_range(
     now: datetime, zone: ZoneInfo, days: int = WINDOW_DAYS
 ) -> tuple[datetime, datetime]:
-    """The instants whose entries a run must fetch: the window plus one day of margin before.
+    """The instants whose entries a run must fetch: the window plus one day of margin before,
+    up to the end of today.
 
     Entries are filtered on their start, so an entry that starts the evening before the window
     and runs past midnight is only seen thanks to the margin. (An entry longer than the margin
     that reaches into the window is not seen; a day is a generous bound for tracked time.)
+    The range runs to the end of today, not to `now`, so that it is the same for every run of
+    the day: an entry later today counts as its time comes (see `timebridge.sync.snapshot`).
     """
-    first_day = window_dates(local_today(now, zone), days)[0]
-    return local_midnight(first_day, zone) - FETCH_MARGIN, now
+    today = local_today(now, zone)
+    first_day = window_dates(today, days)[0]
+    return local_midnight(first_day, zone) - FETCH_MARGIN, local_midnight(
+        today + timedelta(days=1), zone
+    )
 
 
 def split_at_midnights(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[date, int]]:
@@ -155,7 +162,7 @@ def round_minutes(seconds: int) -> int:
 
 
 def plan_sync(
-    entries: Iterable[TimeEntry],
+    entries: Iterable[KeptEntry | TimeEntry],
     mapping: Mapping[int, str],
     ledger: Mapping[AttributeDate, int],
     zone: ZoneInfo,
@@ -205,7 +212,7 @@ def plan_sync(
 
 
 def _count_window(
-    entries: Iterable[TimeEntry],
+    entries: Iterable[KeptEntry | TimeEntry],
     mapping: Mapping[int, str],
     zone: ZoneInfo,
     now: datetime,
@@ -229,22 +236,23 @@ def _count_window(
     keys: dict[str, list[AttributeDate]] = {}
     for entry in entries:
         project_id = entry.project_id
-        if project_id is None or entry.server_deleted_at is not None:
+        if project_id is None:
             continue
         attribute = mapping.get(project_id)
         if attribute is None:
             continue
+        if isinstance(entry, TimeEntry):
+            if entry.is_deleted:
+                continue
+            entry = KeptEntry.from_entry(entry)
         begin = _micros(entry.start)
-        if entry.duration < 0:
-            end = now_us
-        elif entry.stop is not None:
-            end = min(_micros(entry.stop), now_us)
-        else:
-            end = min(begin + entry.duration * _MICROSECONDS_PER_SECOND, now_us)
+        stop = entry.stop
+        end = now_us if stop is None else min(_micros(stop), now_us)
         if end <= begin:
             continue
         if starts is None or begin < starts[0]:
-            for day, piece in split_at_midnights(entry.start, min(entry.end(now), now), zone):
+            until = now if stop is None or stop > now else stop
+            for day, piece in split_at_midnights(entry.start, until, zone):
                 if day in in_window:
                     key = (attribute, day)
                     seconds[key] += piece

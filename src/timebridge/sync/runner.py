@@ -1,6 +1,7 @@
 """One sync run for one user: the I/O around the pure planner.
 
-A run fetches the user's Toggl entries for the window (one request in steady state), plans with
+A run brings the user's entry snapshot up to date (`timebridge.sync.snapshot`: one request in
+steady state, usually answered with nothing, since it asks only for what changed), plans with
 `plan_sync`, writes the plan to Exist with absolute values in batches of 35, commits each batch's
 accepted items to the ledger right after Exist's answer, purges old ledger rows and releases
 attributes that are no longer mapped once their zeros have landed. It returns a `RunReport`
@@ -28,7 +29,7 @@ from timebridge.exist import BATCH_SIZE, ERROR_UNAUTHORISED, AsyncExistClient, U
 from timebridge.exist import errors as exist_errors
 from timebridge.retry import RetryReason
 from timebridge.sync.attributes import reacquire, release_attributes
-from timebridge.sync.ledger import KeptEntry, LedgerStore, UserId
+from timebridge.sync.ledger import LedgerStore, UserId
 from timebridge.sync.planner import (
     IN_FLIGHT,
     AttributeDate,
@@ -39,7 +40,8 @@ from timebridge.sync.planner import (
     plan_sync,
     window_dates,
 )
-from timebridge.toggl import AsyncTogglClient
+from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
+from timebridge.toggl import TIME_ENTRIES_CAP, AsyncTogglClient
 from timebridge.toggl import errors as toggl_errors
 
 logger = logging.getLogger(__name__)
@@ -392,10 +394,10 @@ class SyncRunner:
         settings = self._settings
         zone = await self._zone(run)
         now = settings.clock.now()
-        entries = await settings.toggl.time_entries_between(*fetch_range(now, zone))
-        ledger = await self._ledger.replace_entries_and_load(
-            self._user, [KeptEntry.from_entry(entry) for entry in entries if not entry.is_deleted]
-        )
+        ledger, kept = await self._ledger.load_with_snapshot(self._user)
+        # Zero Out and Repair are how a user says "make it right": they trust no snapshot.
+        trusted = kept if run.kind is RunKind.SYNC else None
+        entries = await self._current_entries(trusted, fetch_range(now, zone), now)
         plan = plan_sync(entries, settings.mapping, ledger, zone, now)
         if plan.purge:
             await self._ledger.forget(self._user, plan.purge)
@@ -406,6 +408,28 @@ class SyncRunner:
             writes = await self._with_repairs(run, plan, writes)
         await self._write(run, writes, ledger)
         await self._release_retired(run, plan, ledger)
+
+    async def _current_entries(
+        self, kept: EntrySnapshot | None, needed: tuple[datetime, datetime], now: datetime
+    ) -> list[KeptEntry]:
+        """Every entry starting in `needed` as Toggl has it now, oldest first; the snapshot
+        is brought up to date by what changed since it was fetched where it covers `needed`,
+        else replaced by a fetch of the whole range. Written back only if it changed."""
+        toggl = self._settings.toggl
+        if kept is not None and kept.covers(needed, now):
+            changes = await toggl.time_entries(since=kept.since)
+            # An answer at Toggl's cap may have been cut short: then fetch the range itself.
+            if len(changes) < TIME_ENTRIES_CAP:
+                current = kept.updated(changes, fetched_at=now)
+                if current is not kept:
+                    await self._ledger.keep_snapshot(self._user, current)
+                return current.sorted_entries()
+        fetched = await toggl.time_entries_between(*needed)
+        current = EntrySnapshot.of(
+            (KeptEntry.from_entry(entry) for entry in fetched if not entry.is_deleted), needed, now
+        )
+        await self._ledger.keep_snapshot(self._user, current)
+        return current.sorted_entries()
 
     async def _with_repairs(
         self, run: _Run, plan: SyncPlan, writes: list[ValueWrite]

@@ -1,5 +1,6 @@
 """Typed client for the Toggl Track v9 API."""
 
+from timebridge.toggl._api import SINCE_MAX_AGE, TIME_ENTRIES_CAP
 from timebridge.toggl.client import (
     DEFAULT_BASE_URL,
     AsyncTogglClient,
@@ -36,6 +37,8 @@ from timebridge.toggl.models import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "SINCE_MAX_AGE",
+    "TIME_ENTRIES_CAP",
     "AsyncTogglClient",
     "AuthenticationError",
     "Client",
