@@ -39,7 +39,7 @@ async def set_up_everything(store: Store, email: str) -> int:
     await store.ledger.record_accepted(
         user, [ValueWrite("gaming_min", date(2026, 3, d), d) for d in range(1, 10)]
     )
-    entries = [KeptEntry(n, 10, NOW - timedelta(hours=n), None, None) for n in range(1, 4)]
+    entries = [KeptEntry.of(n, 10, NOW - timedelta(hours=n), None, None) for n in range(1, 4)]
     covered = (NOW - timedelta(days=15), NOW + timedelta(hours=12))
     await store.ledger.keep_snapshot(user, EntrySnapshot.of(entries, covered, NOW))
     await store.sync_runs.record(

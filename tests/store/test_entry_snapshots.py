@@ -21,8 +21,8 @@ COVERED = (T0 - timedelta(days=15), T0 + timedelta(hours=16))
 
 def fetch(count: int = 5) -> list[KeptEntry]:
     return [
-        KeptEntry(
-            id=100 + n,
+        KeptEntry.of(
+            entry_id=100 + n,
             project_id=7 if n % 2 else None,
             start=T0 + timedelta(hours=n),
             stop=T0 + timedelta(hours=n, minutes=40) if n < count - 1 else None,
@@ -44,8 +44,8 @@ def test_the_entries_column_keeps_every_field_exactly_whatever_the_offset() -> N
     berlin = timezone(timedelta(hours=1))
     entries = [
         *fetch(),
-        KeptEntry(2**53 + 1, 2**40, T0.astimezone(berlin), None, None),
-        KeptEntry(1, None, datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), T0, T0),
+        KeptEntry.of(2**53 + 1, 2**40, T0.astimezone(berlin), None, None),
+        KeptEntry.of(1, None, datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), T0, T0),
     ]
 
     decoded = decode_entries(encode_entries(reversed(entries)))

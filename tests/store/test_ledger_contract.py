@@ -63,7 +63,7 @@ def entry(
     project_id: int | None = 1,
 ) -> KeptEntry:
     stop = start + timedelta(minutes=minutes) if minutes is not None else None
-    return KeptEntry(entry_id, project_id, start, stop, start + timedelta(hours=2))
+    return KeptEntry.of(entry_id, project_id, start, stop, start + timedelta(hours=2))
 
 
 async def test_a_new_user_has_an_empty_ledger(case: LedgerCase) -> None:
@@ -204,7 +204,7 @@ async def test_keeping_a_snapshot_replaces_the_last_one(case: LedgerCase) -> Non
 async def test_entries_keep_running_timers_missing_projects_and_instants(case: LedgerCase) -> None:
     user = await case.new_user()
     berlin = timezone(timedelta(hours=1))
-    running = KeptEntry(
+    running = KeptEntry.of(
         7, None, datetime(2026, 3, 9, 23, 30, 15, 123456, tzinfo=berlin), None, None
     )
     await keep(case.store, user, [running])

@@ -94,7 +94,7 @@ async def test_deleting_an_account_deletes_its_ledger_and_entries(store: Store) 
     await store.ledger.keep_snapshot(
         user,
         EntrySnapshot.of(
-            [KeptEntry(1, 2, start, None, None)], (start, start + timedelta(days=1)), start
+            [KeptEntry.of(1, 2, start, None, None)], (start, start + timedelta(days=1)), start
         ),
     )
 
@@ -122,7 +122,7 @@ async def test_purge_drops_rows_older_than_the_cutoff_for_every_user(store: Stor
     midnight = datetime(2026, 2, 17, tzinfo=UTC)
     for user, covered_to in ((alice, midnight), (bob, midnight + timedelta(seconds=1))):
         start = covered_to - timedelta(days=16)
-        kept = [KeptEntry(1, 2, start, None, None)]
+        kept = [KeptEntry.of(1, 2, start, None, None)]
         snapshot = EntrySnapshot.of(kept, (start, covered_to), start)
         await store.ledger.keep_snapshot(user, snapshot)
 

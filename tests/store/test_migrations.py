@@ -177,9 +177,9 @@ async def test_upgrading_a_0001_database_with_data_keeps_it_and_refetches_its_en
         # the whole window, as a first run does.
         assert await store.ledger.load_with_snapshot(1) == ({}, None)
         snapshot = EntrySnapshot.of(
-            [KeptEntry(1, 10, start, None, None)], (start, start + timedelta(days=1)), start
+            [KeptEntry.of(1, 10, start, None, None)], (start, start + timedelta(days=1)), start
         )
         await store.ledger.keep_snapshot(1, snapshot)
-        assert await store.ledger.entries(1) == [KeptEntry(1, 10, start, None, None)]
+        assert await store.ledger.entries(1) == [KeptEntry.of(1, 10, start, None, None)]
     finally:
         await store.close()

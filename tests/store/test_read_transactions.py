@@ -29,7 +29,7 @@ async def connected_user(store: Store) -> tuple[int, str]:
     await store.mappings.replace(user, [ProjectMapping(1, 10, "Games", "gaming_min")])
     await store.claims.claim(user, "tv_min", Integration.TRAKT)
     await store.ledger.record_accepted(user, [ValueWrite("gaming_min", DAY.date(), 5)])
-    await store.ledger.keep_snapshot(user, snapshot_of(KeptEntry(1, 10, DAY, None, None)))
+    await store.ledger.keep_snapshot(user, snapshot_of(KeptEntry.of(1, 10, DAY, None, None)))
     return user, connection.id
 
 
@@ -94,7 +94,7 @@ async def test_a_call_that_may_write_takes_the_write_lock_at_its_start(store: St
 
     with transaction_log(store.database) as log:
         await store.accounts.set_time_zone(user, "Europe/Berlin")
-        await store.ledger.keep_snapshot(user, snapshot_of(KeptEntry(2, 10, DAY, None, None)))
+        await store.ledger.keep_snapshot(user, snapshot_of(KeptEntry.of(2, 10, DAY, None, None)))
 
     assert [t.read_only for t in log.transactions] == [False, False]
     if store.database.dialect == "sqlite":

@@ -3,7 +3,7 @@ does. The end-to-end behaviour (over HTTP, judged by the oracle) is in `test_run
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -178,3 +178,15 @@ def test_planning_from_kept_entries_is_planning_from_toggls(
     from_toggl = plan_sync(entries, MAPPING, {}, BERLIN, now)
 
     assert from_kept == from_toggl
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.timezones()
+    )
+)
+def test_kept_instants_are_exact_to_the_microsecond(moment: datetime) -> None:
+    kept = KeptEntry.of(1, None, moment, moment, moment)
+    # As UTC: an instant in a repeated local hour compares unequal across zones in Python.
+    assert kept.start == kept.stop == kept.updated_at == moment.astimezone(UTC)
+    assert kept.start.utcoffset() == timedelta(0)

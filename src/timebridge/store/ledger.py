@@ -43,8 +43,6 @@ _SNAPSHOT_QUERY = select(
     _SNAPSHOTS.c.fetched_at,
     _SNAPSHOTS.c.entries,
 ).where(_SNAPSHOTS.c.account_id == bindparam("account_id"))
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -83,38 +81,14 @@ async def delete_entries(session: AsyncSession, user_id: UserId) -> int:
 
 
 def encode_entries(entries: Iterable[KeptEntry]) -> str:
-    """The `entries` column: `[id, project, start, stop, updated at]` per entry, by id."""
-    return json.dumps(
-        [
-            [
-                entry.id,
-                entry.project_id,
-                _micros(entry.start),
-                _micros(entry.stop) if entry.stop is not None else None,
-                _micros(entry.updated_at) if entry.updated_at is not None else None,
-            ]
-            for entry in sorted(entries, key=_entry_id)
-        ],
-        separators=(",", ":"),
-    )
+    """The `entries` column: each entry's fields in order, by id."""
+    return json.dumps(sorted(entries, key=_entry_id), separators=(",", ":"))
 
 
 def decode_entries(text: str) -> list[KeptEntry]:
     """The entries of an `entries` column, by id."""
-    return [
-        KeptEntry(
-            entry_id,
-            project_id,
-            _EPOCH + timedelta(microseconds=start),
-            _EPOCH + timedelta(microseconds=stop) if stop is not None else None,
-            _EPOCH + timedelta(microseconds=updated) if updated is not None else None,
-        )
-        for entry_id, project_id, start, stop, updated in json.loads(text)
-    ]
-
-
-def _micros(instant: datetime) -> int:
-    return (instant - _EPOCH) // _MICROSECOND
+    make = KeptEntry._make
+    return [make(fields) for fields in json.loads(text)]
 
 
 def _entry_id(entry: KeptEntry) -> int:

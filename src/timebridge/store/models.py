@@ -253,8 +253,9 @@ class EntrySnapshotRow(Base):
 
     Every entry of a range, in one row: a run reads and writes them together, and one row is one
     read (a row per entry made loading the two weeks of a user cost more than fetching them).
-    `entries` is a JSON array of `[id, project id, start, stop, updated at]`, the instants in
-    microseconds since the epoch (UTC), null where Toggl has none; no descriptions.
+    `entries` is a JSON array of `[id, project id, start, stop, updated at]` (`KeptEntry`'s
+    fields), the instants in microseconds since the epoch (UTC), null where Toggl has none; no
+    descriptions.
     """
 
     __tablename__ = "entry_snapshots"

@@ -35,7 +35,7 @@ from functools import lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from timebridge.sync.snapshot import KeptEntry
+from timebridge.sync.snapshot import KeptEntry, instant, micros
 from timebridge.toggl.models import TimeEntry
 
 #: Days in the window: today and the 13 days before, in the user's zone.
@@ -53,7 +53,6 @@ AttributeDate = tuple[str, date]
 #: write whose answer was lost) can never leave Exist wrong.
 IN_FLIGHT = -1
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MICROSECONDS_PER_SECOND = 1_000_000
 #: Local dates before the window whose midnights a plan also computes. A fetched entry starts
@@ -232,7 +231,7 @@ def _count_window(
     dates = [first + timedelta(days=offset) for offset in range(len(window) + _LEAD_DAYS + 1)]
     starts = _day_starts(first, len(dates), zone)
     in_window = set(window)
-    now_us = _micros(now)
+    now_us = micros(now)
     keys: dict[str, list[AttributeDate]] = {}
     for entry in entries:
         project_id = entry.project_id
@@ -245,14 +244,12 @@ def _count_window(
             if entry.is_deleted:
                 continue
             entry = KeptEntry.from_entry(entry)
-        begin = _micros(entry.start)
-        stop = entry.stop
-        end = now_us if stop is None else min(_micros(stop), now_us)
+        begin, stop = entry.start_us, entry.stop_us
+        end = now_us if stop is None or stop > now_us else stop
         if end <= begin:
             continue
         if starts is None or begin < starts[0]:
-            until = now if stop is None or stop > now else stop
-            for day, piece in split_at_midnights(entry.start, until, zone):
+            for day, piece in split_at_midnights(entry.start, instant(end), zone):
                 if day in in_window:
                     key = (attribute, day)
                     seconds[key] += piece
@@ -306,15 +303,10 @@ def _day_starts(first: date, count: int, zone: ZoneInfo) -> tuple[int, ...] | No
             or (second > midnight and (second - _MICROSECOND).astimezone(zone).date() < day)
         ):
             return None
-        starts.append(_micros(midnight))
+        starts.append(micros(midnight))
     if any(later < earlier for earlier, later in pairwise(starts)):
         return None
     return tuple(starts)
-
-
-def _micros(instant: datetime) -> int:
-    """An aware instant as whole microseconds since the epoch (exact, unlike `timestamp()`)."""
-    return (instant - _EPOCH) // _MICROSECOND
 
 
 def _needs_write(last_written: int | None, value: int) -> bool:

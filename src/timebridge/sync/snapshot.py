@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import NamedTuple
 
 from timebridge.toggl.models import TimeEntry
 
@@ -31,30 +32,78 @@ from timebridge.toggl.models import TimeEntry
 #: carry an `at` from just before it. Entries seen twice are simply applied twice.
 SINCE_OVERLAP = timedelta(minutes=5)
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
-@dataclass(frozen=True)
-class KeptEntry:
+
+class KeptEntry(NamedTuple):
     """One Toggl entry as the bridge keeps it: enough to count and explain a day, nothing
-    private (no description, no tags)."""
+    private (no description, no tags).
+
+    Instants are whole microseconds since the epoch (UTC): exact, what the planner computes
+    with, and what the store keeps, so that loading a user's two weeks of entries and planning
+    with them creates no `datetime` at all. The properties give them as aware datetimes.
+    """
 
     id: int
     project_id: int | None
-    start: datetime
+    start_us: int
     #: None while the entry is running.
-    stop: datetime | None
+    stop_us: int | None
     #: Toggl's `at`: when the entry last changed.
-    updated_at: datetime | None
+    updated_us: int | None
+
+    @classmethod
+    def of(
+        cls,
+        entry_id: int,
+        project_id: int | None,
+        start: datetime,
+        stop: datetime | None,
+        updated_at: datetime | None,
+    ) -> KeptEntry:
+        return cls(
+            entry_id,
+            project_id,
+            micros(start),
+            micros(stop) if stop is not None else None,
+            micros(updated_at) if updated_at is not None else None,
+        )
 
     @classmethod
     def from_entry(cls, entry: TimeEntry) -> KeptEntry:
-        return cls(
-            id=entry.id,
-            project_id=entry.project_id,
-            start=entry.start,
+        return cls.of(
+            entry.id,
+            entry.project_id,
+            entry.start,
             # A stopped entry without `stop` (duration only) ends `duration` after its start.
-            stop=None if entry.is_running else entry.end(entry.start),
-            updated_at=entry.at,
+            None if entry.is_running else entry.end(entry.start),
+            entry.at,
         )
+
+    @property
+    def start(self) -> datetime:
+        return instant(self.start_us)
+
+    @property
+    def stop(self) -> datetime | None:
+        return instant(self.stop_us) if self.stop_us is not None else None
+
+    @property
+    def updated_at(self) -> datetime | None:
+        return instant(self.updated_us) if self.updated_us is not None else None
+
+
+def micros(moment: datetime) -> int:
+    """An aware instant as whole microseconds since the epoch (exact, unlike `timestamp()`)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def instant(microseconds: int) -> datetime:
+    """The aware UTC instant `microseconds` after the epoch."""
+    seconds, fraction = divmod(microseconds, 1_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.replace(microsecond=fraction) if fraction else moment
 
 
 @dataclass(frozen=True)
@@ -76,9 +125,9 @@ class EntrySnapshot:
         fetched_at: datetime,
     ) -> EntrySnapshot:
         """A snapshot of a full fetch of `covered`; entries outside it are left out."""
-        covered_from, covered_to = covered
-        kept = {entry.id: entry for entry in entries if covered_from <= entry.start < covered_to}
-        return cls(MappingProxyType(kept), covered_from, covered_to, fetched_at)
+        low, high = micros(covered[0]), micros(covered[1])
+        kept = {entry.id: entry for entry in entries if low <= entry.start_us < high}
+        return cls(MappingProxyType(kept), covered[0], covered[1], fetched_at)
 
     def covers(self, needed: tuple[datetime, datetime], now: datetime) -> bool:
         """Whether a delta since `fetched_at` brings this snapshot to everything in `needed`.
@@ -102,15 +151,20 @@ class EntrySnapshot:
         one goes, and one that now starts outside the covered range goes too. If nothing
         differs, the snapshot itself (with its old `fetched_at`: the next delta asks for a
         little more, and nothing needs writing)."""
-        entries = dict(self.entries)
+        low, high = micros(self.covered_from), micros(self.covered_to)
+        entries: dict[int, KeptEntry] | None = None
         for change in changes:
             kept = KeptEntry.from_entry(change)
-            inside = self.covered_from <= kept.start < self.covered_to
-            if change.is_deleted or not inside:
-                entries.pop(change.id, None)
+            gone = change.is_deleted or not low <= kept.start_us < high
+            if (None if gone else kept) == self.entries.get(change.id):
+                continue
+            if entries is None:
+                entries = dict(self.entries)
+            if gone:
+                del entries[change.id]
             else:
                 entries[change.id] = kept
-        if entries == self.entries:
+        if entries is None:
             return self
         return EntrySnapshot(
             MappingProxyType(entries), self.covered_from, self.covered_to, fetched_at
@@ -121,5 +175,5 @@ class EntrySnapshot:
         return sorted(self.entries.values(), key=_start_then_id)
 
 
-def _start_then_id(entry: KeptEntry) -> tuple[datetime, int]:
-    return entry.start, entry.id
+def _start_then_id(entry: KeptEntry) -> tuple[int, int]:
+    return entry.start_us, entry.id
