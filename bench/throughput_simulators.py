@@ -183,6 +183,8 @@ def seed_toggl(sim: TogglSimulator, users: int, seed: int) -> list[SeededUser]:
                 duration=seconds,
                 project_id=rng.choice(projects).id,
                 description="bench",
+                # Tracked live: each entry was last saved when it stopped, not at seeding.
+                saved_at=start + timedelta(seconds=seconds),
             )
             count += 1
         mapping = {

@@ -263,3 +263,30 @@ def test_latency_fault_delays_the_answer(toggl_sim: TogglSimulator, http: httpx.
     started = time.monotonic()
     assert http.get("me").status_code == 200
     assert time.monotonic() - started >= 0.3
+
+
+def test_since_returns_entries_saved_since_and_a_seeded_history_was_saved_long_ago(
+    toggl_sim: TogglSimulator, http: httpx.Client, toggl_user: SimUser, clock: FakeClock
+) -> None:
+    start = NOW - timedelta(days=3)
+    tracked = toggl_sim.add_time_entry(
+        toggl_user, start=start, duration=600, saved_at=start + timedelta(minutes=10)
+    )
+    edited = toggl_sim.add_time_entry(toggl_user, start=start, duration=900)
+    with pytest.raises(ValueError, match="future"):
+        toggl_sim.add_time_entry(
+            toggl_user, start=start, duration=60, saved_at=NOW + timedelta(seconds=1)
+        )
+    since = int((NOW - timedelta(hours=1)).timestamp())
+
+    assert tracked.at == start + timedelta(minutes=10)
+    assert [e["id"] for e in http.get("me/time_entries", params={"since": since}).json()] == [
+        edited.id
+    ]
+    clock.advance(60)
+    toggl_sim.world.delete_time_entry(toggl_user.id, None, tracked.id)
+    changed = http.get("me/time_entries", params={"since": since}).json()
+    assert {entry["id"]: entry["server_deleted_at"] is not None for entry in changed} == {
+        tracked.id: True,
+        edited.id: False,
+    }

@@ -454,8 +454,14 @@ class TogglWorld:
         tags: list[str] | None = None,
         tag_ids: list[int] | None = None,
         billable: bool = False,
+        saved_at: datetime | None = None,
     ) -> TimeEntry:
-        """Create an entry as Toggl would: a negative duration (and no stop) starts a timer."""
+        """Create an entry as Toggl would: a negative duration (and no stop) starts a timer.
+
+        `saved_at` (seeding only; the HTTP API always saves "now") is when the entry was saved,
+        its `at`: a history seeded as if it had been tracked day by day has entries last
+        changed days ago, as `since` then sees them.
+        """
         with self.lock:
             workspace = self._workspace(workspace_id)
             if user_id not in workspace.members:
@@ -477,6 +483,8 @@ class TogglWorld:
             self._check_project(workspace_id, project_id)
             tag_names, resolved_ids = self._resolve_tags(workspace_id, tags, tag_ids, user_id)
             now = self._now()
+            if saved_at is not None and saved_at > now:
+                raise ValueError("an entry cannot have been saved in the future")
             running = duration < 0
             if running:
                 self._stop_running(user_id, now)
@@ -494,7 +502,7 @@ class TogglWorld:
                 tags=tag_names or [],
                 tag_ids=resolved_ids or [],
                 billable=billable,
-                at=now,
+                at=now if saved_at is None else saved_at.replace(microsecond=0),
             )
             self.entries[entry.id] = entry
             return entry
