@@ -13,8 +13,7 @@ from timebridge.toggl import AsyncTogglClient, AuthenticationError
 
 def open_connections(pool: ConnectionPool) -> int:
     # httpx keeps its pool private; the count is what this test is about.
-    transport: httpx.AsyncHTTPTransport = pool._transport
-    return len(transport._pool.connections)
+    return sum(len(transport._pool.connections) for transport in pool.transports)
 
 
 async def test_clients_of_different_users_reuse_one_connection_with_their_own_token(
@@ -48,3 +47,16 @@ async def test_a_closed_pool_lends_nothing() -> None:
     await pool.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         pool.lend()
+
+
+async def test_each_service_gets_a_pool_of_its_own(toggl_url: str, exist_api_url: str) -> None:
+    pool = ConnectionPool()
+    try:
+        for url in (toggl_url, exist_api_url, toggl_url, exist_api_url):
+            async with httpx.AsyncClient(transport=pool.lend()) as client:
+                await client.get(f"{url.rstrip('/')}/no-such-path")
+        # A Toggl request's bookkeeping never walks the Exist connections, and the reverse.
+        assert [len(transport._pool.connections) for transport in pool.transports] == [1, 1]
+    finally:
+        await pool.aclose()
+    assert open_connections(pool) == 0

@@ -108,36 +108,56 @@ class ConnectionPool:
     leaves the pool open, and whoever made the pool closes it. Requests carry their own
     credentials, so a connection holds nothing of the user who used it last.
 
+    Each origin (Toggl, Exist) has a pool of its own, `limits` applying to each: httpcore looks
+    at every connection of its pool on every request and every answer, so one pool for both
+    would make each Toggl request of a steady-state cycle pay for the Exist connections idle
+    since the first.
+
     A pool belongs to the event loop it is first used on (like every asyncio connection).
     """
 
     def __init__(self, limits: httpx.Limits | None = None) -> None:
-        self._transport = httpx.AsyncHTTPTransport(
-            verify=shared_ssl_context(),
-            limits=limits or httpx.Limits(max_connections=256, max_keepalive_connections=128),
-        )
+        self._limits = limits or httpx.Limits(max_connections=256, max_keepalive_connections=128)
+        self._origins: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"ConnectionPool(closed={self._closed})"
+        return f"ConnectionPool(origins={len(self._origins)}, closed={self._closed})"
 
     def lend(self) -> httpx.AsyncBaseTransport:
         """A transport for one client; closing it does not close the pool."""
         if self._closed:
             raise RuntimeError("the connection pool is closed")
-        return _Lent(self._transport)
+        return _Lent(self)
+
+    def transport_for(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+        """The pool of `url`'s origin, opened on its first request."""
+        key = (url.raw_scheme, url.raw_host, url.port)
+        transport = self._origins.get(key)
+        if transport is None:
+            if self._closed:
+                raise RuntimeError("the connection pool is closed")
+            transport = httpx.AsyncHTTPTransport(verify=shared_ssl_context(), limits=self._limits)
+            self._origins[key] = transport
+        return transport
+
+    @property
+    def transports(self) -> list[httpx.AsyncHTTPTransport]:
+        """One per origin used so far."""
+        return list(self._origins.values())
 
     async def aclose(self) -> None:
         self._closed = True
-        await self._transport.aclose()
+        for transport in self._origins.values():
+            await transport.aclose()
 
 
 class _Lent(httpx.AsyncBaseTransport):
-    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
-        self._transport = transport
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._transport.handle_async_request(request)
+        return await self._pool.transport_for(request.url).handle_async_request(request)
 
     async def aclose(self) -> None:
         return None  # the pool's owner closes it
