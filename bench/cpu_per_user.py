@@ -10,7 +10,8 @@ measures, with `time.process_time` (best of `--repeat`, each `--rounds` times ov
 
 - validate: the body's bytes into sorted entries, as the client does
   (`timebridge.toggl._api.time_entries_between` answered with the body);
-- plan: `plan_sync` with a ledger equal to the desired state (steady state: nothing to write).
+- plan: `plan_sync` over the entries as the runner keeps them (`KeptEntry`, from the user's
+  snapshot) with a ledger equal to the desired state (steady state: nothing to write).
 
 Both are measured in the same run against a straightforward reference kept in this file: the
 entries validated one `TimeEntry.model_validate` at a time from `json.loads`, with the legacy
@@ -52,6 +53,7 @@ from timebridge.sync.planner import (
     round_minutes,
     window_dates,
 )
+from timebridge.sync.snapshot import KeptEntry
 from timebridge.toggl._api import time_entries_between
 from timebridge.toggl.models import TimeEntry
 
@@ -302,13 +304,20 @@ def cpu_us_per_user(work: Callable[[int], object], users: int, rounds: int, repe
 def measure(users: Sequence[User], rounds: int, repeat: int) -> list[Figures]:
     responses = [httpx.Response(200, content=user.body) for user in users]
     entries = [fetch(user, response) for user, response in zip(users, responses, strict=True)]
+    kept = [
+        sorted(
+            (KeptEntry.from_entry(entry) for entry in fetched if not entry.is_deleted),
+            key=lambda entry: (entry.start_us, entry.id),
+        )
+        for fetched in entries
+    ]
     ledgers = []
-    for user, response, fetched in zip(users, responses, entries, strict=True):
+    for user, response, fetched, snapshot in zip(users, responses, entries, kept, strict=True):
         if naive_fetch(user, response) != fetched:
             raise AssertionError("the reference validates the entries differently")
-        first = plan_sync(fetched, user.mapping, {}, user.zone, NOW)
+        first = plan_sync(snapshot, user.mapping, {}, user.zone, NOW)
         ledger = {(w.attribute, w.date): w.value for w in first.writes}
-        steady = plan_sync(fetched, user.mapping, ledger, user.zone, NOW)
+        steady = plan_sync(snapshot, user.mapping, ledger, user.zone, NOW)
         if steady.writes or steady != naive_plan(fetched, user.mapping, ledger, user.zone, NOW):
             raise AssertionError("the reference plans differently, or the ledger is not steady")
         ledgers.append(ledger)
@@ -321,7 +330,7 @@ def measure(users: Sequence[User], rounds: int, repeat: int) -> list[Figures]:
 
     def plan(index: int) -> object:
         user = users[index]
-        return plan_sync(entries[index], user.mapping, ledgers[index], user.zone, NOW)
+        return plan_sync(kept[index], user.mapping, ledgers[index], user.zone, NOW)
 
     def naive(index: int) -> object:
         user = users[index]
