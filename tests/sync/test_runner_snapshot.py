@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.sync.runner_harness import Account, AccountFactory, days_ago, local
-from timebridge.sync.runner import RunOutcome
+from timebridge.sync.ledger import InMemoryLedgerStore, LoadedState, UserId
+from timebridge.sync.runner import RunOutcome, SyncRunner
 from timebridge.sync.snapshot import KeptEntry
 from timebridge.toggl import TIME_ENTRIES_CAP
 
@@ -167,4 +168,45 @@ async def test_a_delta_at_toggls_cap_is_not_trusted(accounts: AccountFactory) ->
 
     assert report.outcome is RunOutcome.SUCCEEDED, report.failures
     assert fetches(alice)[:3] == ["range", "delta", "range"]
+    alice.assert_exist_matches_truth()
+
+
+class CountingLedger(InMemoryLedgerStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    async def load_with_snapshot(self, user_id: UserId) -> LoadedState:
+        self.loads += 1
+        return await super().load_with_snapshot(user_id)
+
+
+async def test_a_state_loaded_by_the_caller_serves_one_run_only(
+    accounts: AccountFactory,
+) -> None:
+    ledger = CountingLedger()
+    alice = await accounts.make(ledger=ledger)
+    alice.clock.set(local(BERLIN, alice.today(), 8))
+    await alice.map_projects()
+    alice.track("Games", local(BERLIN, days_ago(alice, 1), 7), minutes=40)
+    await synced(alice)
+    assert ledger.loads == 1
+
+    # What the caller read with the run's context: the run does not read it again...
+    runner = SyncRunner(
+        alice.settings(), ledger, loaded=await ledger.load_with_snapshot(alice.user_id)
+    )
+    ledger.loads = 0
+    alice.clock.advance(timedelta(hours=1))
+    assert (await runner.run()).outcome is RunOutcome.SUCCEEDED
+    assert ledger.loads == 0
+    # ...and a second run of the same runner, or a Zero Out, reads its own.
+    assert (await runner.run()).outcome is RunOutcome.SUCCEEDED
+    assert ledger.loads == 1
+    stale = SyncRunner(
+        alice.settings(), ledger, loaded=await ledger.load_with_snapshot(alice.user_id)
+    )
+    ledger.loads = 0
+    assert (await stale.zero_out()).outcome is RunOutcome.SUCCEEDED
+    assert ledger.loads == 1
     alice.assert_exist_matches_truth()

@@ -8,8 +8,8 @@ pass and then carries out what the run's outcome asks of the caller (DESIGN.md, 
 - any outcome: the run is recorded for the status page and, in the same write, a zone newly
   read from Exist is kept.
 
-A steady-state run (nothing changed in Toggl) costs three short transactions, one of them a
-write: this context, the kept-entries check with the ledger load, and the run record.
+A steady-state run (nothing changed in Toggl) costs two short transactions: this context (with
+the ledger and the entry snapshot) and the run record.
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ class SyncService:
                     exist_zone_checked_at=exist_connection.time_zone_checked_at,
                 ),
                 store.ledger,
+                loaded=context.state,
             )
             if kind is RunKind.ZERO_OUT:
                 report = await runner.zero_out()

@@ -2,8 +2,9 @@
 
 A run used to ask six repositories in turn, a transaction each; at thousands of users an hour
 that is most of a worker's database time. `load_sync_context` reads the account's zone
-override, its default Toggl connection, its Exist connection and its project mapping in one
-read transaction, so they are also one consistent snapshot.
+override, its default Toggl connection, its Exist connection, its project mapping and, when a
+run will happen, its ledger and entry snapshot in one read transaction, so they are also one
+consistent snapshot.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import bindparam, select
 from timebridge.exist.models import ExistTokens
 from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
+from timebridge.store.ledger import read_ledger, read_snapshot
 from timebridge.store.models import (
     AccountRow,
     ConnectionStatus,
@@ -26,6 +28,7 @@ from timebridge.store.models import (
     MappingRow,
     TogglConnectionRow,
 )
+from timebridge.sync.ledger import LoadedState
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class SyncContext:
     secrets: RunSecrets | None = None
     #: Toggl project id -> Exist attribute.
     mapping: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: The ledger and entry snapshot as the run starts (loaded with `secrets`), for
+    #: `SyncRunner(loaded=…)`, so the run does not read them again.
+    state: LoadedState | None = None
 
 
 #: Built once: the compiled-statement cache then serves every run's SQL.
@@ -126,9 +132,14 @@ async def load_sync_context(database: Database, box: SecretBox, account_id: int)
         # Set only when a run will happen, and then it has a token to decrypt.
         run_token = toggl_ciphertext if toggl_status == exist_status == _ACTIVE else None
         mapping: dict[int, str] = {}
+        state = None
         if run_token is not None:
             pairs = await connection.execute(_MAPPING_QUERY, params)
             mapping = dict(pairs.all())
+            state = LoadedState(
+                await read_ledger(connection, account_id),
+                await read_snapshot(connection, account_id),
+            )
     secrets = None
     if run_token is not None:
         secrets = RunSecrets(
@@ -155,4 +166,5 @@ async def load_sync_context(database: Database, box: SecretBox, account_id: int)
         ),
         secrets=secrets,
         mapping=MappingProxyType(mapping),
+        state=state,
     )

@@ -27,7 +27,7 @@ from timebridge.clock import Clock, SystemClock
 from timebridge.store._sql import rowcount, upsert
 from timebridge.store.database import Database
 from timebridge.store.models import Base, EntrySnapshotRow, LedgerRow
-from timebridge.sync.ledger import LedgerStore, UserId
+from timebridge.sync.ledger import LedgerStore, LoadedState, UserId
 from timebridge.sync.planner import IN_FLIGHT, PURGE_AFTER_DAYS, AttributeDate, ValueWrite
 from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 
@@ -111,15 +111,13 @@ class SqlLedgerStore:
 
     async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
         async with self._db.read_connection() as connection:
-            return await _ledger(connection, user_id)
+            return await read_ledger(connection, user_id)
 
-    async def load_with_snapshot(
-        self, user_id: UserId
-    ) -> tuple[dict[AttributeDate, int], EntrySnapshot | None]:
+    async def load_with_snapshot(self, user_id: UserId) -> LoadedState:
         async with self._db.read_connection() as connection:
-            ledger = await _ledger(connection, user_id)
-            snapshot = await _snapshot(connection, user_id)
-        return ledger, snapshot
+            ledger = await read_ledger(connection, user_id)
+            snapshot = await read_snapshot(connection, user_id)
+        return LoadedState(ledger, snapshot)
 
     async def keep_snapshot(self, user_id: UserId, snapshot: EntrySnapshot) -> None:
         row = {
@@ -185,7 +183,7 @@ class SqlLedgerStore:
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
         async with self._db.read_connection() as connection:
-            snapshot = await _snapshot(connection, user_id)
+            snapshot = await read_snapshot(connection, user_id)
         return snapshot.sorted_entries() if snapshot is not None else []
 
     async def purge(self, before: date) -> PurgeCounts:
@@ -209,12 +207,14 @@ class SqlLedgerStore:
         return await self.purge(purge_cutoff(self._clock.now()))
 
 
-async def _ledger(connection: AsyncConnection, user_id: UserId) -> dict[AttributeDate, int]:
+async def read_ledger(connection: AsyncConnection, user_id: UserId) -> dict[AttributeDate, int]:
+    """The user's ledger, read inside the caller's transaction."""
     rows = await connection.execute(_LEDGER_QUERY, {"account_id": user_id})
     return {(attribute, day): value for attribute, day, value in rows}
 
 
-async def _snapshot(connection: AsyncConnection, user_id: UserId) -> EntrySnapshot | None:
+async def read_snapshot(connection: AsyncConnection, user_id: UserId) -> EntrySnapshot | None:
+    """The user's entry snapshot, read inside the caller's transaction."""
     row = (await connection.execute(_SNAPSHOT_QUERY, {"account_id": user_id})).one_or_none()
     if row is None:
         return None

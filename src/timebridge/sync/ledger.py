@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from timebridge.sync.planner import IN_FLIGHT, AttributeDate, ValueWrite
 from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
@@ -26,7 +26,14 @@ from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 #: How the store knows a user (the store's primary key for them).
 UserId = int
 
-__all__ = ["InMemoryLedgerStore", "KeptEntry", "LedgerStore", "UserId"]
+__all__ = ["InMemoryLedgerStore", "KeptEntry", "LedgerStore", "LoadedState", "UserId"]
+
+
+class LoadedState(NamedTuple):
+    """A user's ledger and entry snapshot as read at one moment (`load_with_snapshot`)."""
+
+    ledger: dict[AttributeDate, int]
+    snapshot: EntrySnapshot | None
 
 
 class LedgerStore(Protocol):
@@ -40,9 +47,7 @@ class LedgerStore(Protocol):
         """The user's ledger: (attribute, date) -> the value Exist last accepted from us."""
         ...
 
-    async def load_with_snapshot(
-        self, user_id: UserId
-    ) -> tuple[dict[AttributeDate, int], EntrySnapshot | None]:
+    async def load_with_snapshot(self, user_id: UserId) -> LoadedState:
         """The ledger and the entry snapshot (None if there is none), in one read: what every
         run starts with."""
         ...
@@ -85,11 +90,9 @@ class InMemoryLedgerStore:
         async with self._lock:
             return dict(self._ledgers.get(user_id, {}))
 
-    async def load_with_snapshot(
-        self, user_id: UserId
-    ) -> tuple[dict[AttributeDate, int], EntrySnapshot | None]:
+    async def load_with_snapshot(self, user_id: UserId) -> LoadedState:
         async with self._lock:
-            return dict(self._ledgers.get(user_id, {})), self._snapshots.get(user_id)
+            return LoadedState(dict(self._ledgers.get(user_id, {})), self._snapshots.get(user_id))
 
     async def keep_snapshot(self, user_id: UserId, snapshot: EntrySnapshot) -> None:
         async with self._lock:

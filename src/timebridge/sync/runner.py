@@ -29,7 +29,7 @@ from timebridge.exist import BATCH_SIZE, ERROR_UNAUTHORISED, AsyncExistClient, U
 from timebridge.exist import errors as exist_errors
 from timebridge.retry import RetryReason
 from timebridge.sync.attributes import reacquire, release_attributes
-from timebridge.sync.ledger import LedgerStore, UserId
+from timebridge.sync.ledger import LedgerStore, LoadedState, UserId
 from timebridge.sync.planner import (
     IN_FLIGHT,
     AttributeDate,
@@ -200,9 +200,15 @@ class _NotConfirmed(Exception):
 class SyncRunner:
     """Runs syncs for one user. Safe to keep between runs (it remembers the zone it read)."""
 
-    def __init__(self, settings: UserSyncSettings, ledger: LedgerStore) -> None:
+    def __init__(
+        self, settings: UserSyncSettings, ledger: LedgerStore, *, loaded: LoadedState | None = None
+    ) -> None:
+        """`loaded`: the user's ledger and snapshot if the caller just read them (with the rest
+        of what a run needs, in one transaction); the next sync uses them instead of reading
+        them again. Any later run reads its own."""
         self._settings = settings
         self._ledger = ledger
+        self._loaded = loaded
         self._exist_zone = settings.exist_zone
         self._exist_zone_checked_at = settings.exist_zone_checked_at
 
@@ -394,7 +400,8 @@ class SyncRunner:
         settings = self._settings
         zone = await self._zone(run)
         now = settings.clock.now()
-        ledger, kept = await self._ledger.load_with_snapshot(self._user)
+        loaded, self._loaded = self._loaded, None
+        ledger, kept = loaded or await self._ledger.load_with_snapshot(self._user)
         # Zero Out and Repair are how a user says "make it right": they trust no snapshot.
         trusted = kept if run.kind is RunKind.SYNC else None
         entries = await self._current_entries(trusted, fetch_range(now, zone), now)
@@ -461,6 +468,8 @@ class SyncRunner:
         return writes
 
     async def _zero_out_then_sync(self, run: _Run) -> None:
+        # The zeros change the ledger: the sync that follows must read it afresh.
+        self._loaded = None
         zone = await self._zone(run)
         window = window_dates(local_today(self._settings.clock.now(), zone))
         ledger = await self._ledger.load(self._user)
