@@ -190,3 +190,16 @@ def test_kept_instants_are_exact_to_the_microsecond(moment: datetime) -> None:
     # As UTC: an instant in a repeated local hour compares unequal across zones in Python.
     assert kept.start == kept.stop == kept.updated_at == moment.astimezone(UTC)
     assert kept.start.utcoffset() == timedelta(0)
+
+
+def test_an_entry_twice_in_a_delta_is_applied_as_its_last_sighting() -> None:
+    morning = NOW.replace(hour=7)
+    kept = snapshot_of(toggl_entry(1, morning), toggl_entry(2, morning))
+    later = NOW + timedelta(hours=1)
+    deleted = toggl_entry(1, morning, deleted=True, at=later)
+    longer = toggl_entry(2, morning, 3600, at=later)
+
+    updated = kept.updated([deleted, deleted, longer, longer], fetched_at=later)
+
+    assert sorted(updated.entries) == [2]
+    assert updated.entries[2] == KeptEntry.from_entry(longer)

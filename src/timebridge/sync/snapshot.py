@@ -161,7 +161,7 @@ class EntrySnapshot:
             if entries is None:
                 entries = dict(self.entries)
             if gone:
-                del entries[change.id]
+                entries.pop(change.id, None)
             else:
                 entries[change.id] = kept
         if entries is None:
