@@ -6,10 +6,14 @@ changed in Toggl) is held to a budget: a handful of short transactions, one of t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+
+from sqlalchemy import event
 
 from tests.jobs.test_tasks import World
 from tests.store.transaction_log import transaction_log
+from timebridge.store.database import SQLITE_POOL_SIZE
 from timebridge.sync.ledger import KeptEntry
 from timebridge.sync.runner import RunOutcome, RunReport
 
@@ -108,3 +112,29 @@ async def test_a_zone_read_again_is_kept_in_the_same_write_as_the_run(world: Wor
     assert after is not None
     assert after.time_zone == "Europe/Berlin"
     assert after.time_zone_checked_at == world.clock.now()
+
+
+async def test_many_runs_at_once_share_a_fixed_set_of_sqlite_connections(world: World) -> None:
+    users = [await world.connect(f"user{n}") for n in range(12)]
+    connects = 0
+
+    def count(*_: object) -> None:
+        nonlocal connects
+        connects += 1
+
+    engine = world.store.database.engine.sync_engine
+    event.listen(engine, "connect", count)
+    try:
+        for _ in range(3):
+            reports = await asyncio.gather(*(world.service.sync_user(user) for user in users))
+            assert all(
+                isinstance(r, RunReport) and r.outcome is RunOutcome.SUCCEEDED for r in reports
+            )
+    finally:
+        event.remove(engine, "connect", count)
+
+    if world.store.database.dialect == "sqlite":
+        # No connection (and thread) opened and closed again as the load comes and goes.
+        assert connects <= SQLITE_POOL_SIZE
+    for user in users:
+        assert await world.store.sync_runs.count(user) == 3

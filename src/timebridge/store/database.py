@@ -36,6 +36,12 @@ from timebridge.store._sqlite import one_trip_connector
 
 #: How long a SQLite connection waits for another's write lock before giving up (ms).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: SQLite connections kept open, and never more. Each is a thread of its own (aiosqlite), and
+#: SQLite runs one writer at a time anyway: SQLAlchemy's default (5, plus 10 opened and closed
+#: again as load comes and goes) made a busy cycle open a connection, its thread and its
+#: PRAGMAs every few runs, and contend for the GIL with up to 15 threads. Three leave room for a
+#: read while a write transaction is open in the same task (see `Database.read`).
+SQLITE_POOL_SIZE = 3
 #: The execution option that marks the engine of `Database.read()` sessions.
 READ_ONLY = "timebridge_read_only"
 
@@ -68,6 +74,7 @@ def create_engine(
             # Connected with the arguments SQLAlchemy would use, one trip a statement.
             args, kwargs = url.get_dialect()().create_connect_args(url)
             options["async_creator"] = one_trip_connector(*args, **kwargs)
+            options.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
         engine = create_async_engine(url, echo=echo, **options)
         _configure_sqlite(engine, foreign_keys=foreign_keys)
         return engine
