@@ -32,6 +32,7 @@ from timebridge.store import (
     upgrade,
 )
 from timebridge.store.crypto import SecretBox
+from timebridge.store.migrations import alembic_config
 from timebridge.store.models import AccountRow, Base
 from timebridge.sync.ledger import KeptEntry
 from timebridge.sync.snapshot import EntrySnapshot
@@ -183,3 +184,24 @@ async def test_upgrading_a_0001_database_with_data_keeps_it_and_refetches_its_en
         assert await store.ledger.entries(1) == [KeptEntry.of(1, 10, start, None, None)]
     finally:
         await store.close()
+
+
+async def test_0003_downgrades_to_the_kept_entry_tables_and_back(empty_database_url: str) -> None:
+    assert await upgrade(empty_database_url) == head_revision()
+    engine = create_engine(empty_database_url, foreign_keys=False)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0002"))
+            tables = await connection.run_sync(_tables)
+    finally:
+        await engine.dispose()
+    assert {"kept_entries", "kept_entry_digests"} <= tables
+    assert "entry_snapshots" not in tables
+
+    assert await upgrade(empty_database_url) == head_revision()
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
