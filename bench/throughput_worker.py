@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from timebridge._http import ConnectionPool
+from timebridge._pool import ConnectionPool
 from timebridge.config import Settings
 from timebridge.jobs import EmbeddedScheduler
 from timebridge.jobs.tasks import Skipped, SyncService

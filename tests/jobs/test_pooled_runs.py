@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from tests.jobs.test_tasks import World
-from tests.test_connection_pool import open_connections
-from timebridge._http import ConnectionPool
+from timebridge._pool import ConnectionPool
 from timebridge.clock import FakeClock
 from timebridge.jobs.tasks import SyncService
 from timebridge.retry import RetryPolicy
@@ -28,6 +27,6 @@ async def test_users_synced_over_one_pool_each_get_their_own_values(
         await world.assert_exist_matches_toggl(alice, "alice")
         await world.assert_exist_matches_toggl(bob, "bob")
         # Four runs, two services: one warm connection to each, not one per run.
-        assert open_connections(pool) == 2
+        assert pool.connections_opened == 2
     finally:
         await pool.aclose()

@@ -49,7 +49,7 @@ from procrastinate.schema import SchemaManager
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
-from timebridge._http import ConnectionPool
+from timebridge._pool import ConnectionPool
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.jobs.tasks import Skipped, SyncService

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from timebridge import metrics
-from timebridge._http import ConnectionPool
+from timebridge._pool import ConnectionPool
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.exist import AsyncExistClient, ExistTokens, OAuthApp

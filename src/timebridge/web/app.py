@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from timebridge import __version__, metrics
-from timebridge._http import ConnectionPool
+from timebridge._pool import ConnectionPool
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.jobs import EmbeddedScheduler, next_fire_time
