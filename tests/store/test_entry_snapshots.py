@@ -11,7 +11,7 @@ import pytest
 from tests.store.transaction_log import transaction_log
 from timebridge.exist.models import ExistTokens
 from timebridge.store import Store
-from timebridge.store.ledger import decode_entries, encode_entries
+from timebridge.sync.snapshot import decode_entries, encode_entries
 from timebridge.sync.planner import ValueWrite
 from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 
@@ -60,7 +60,7 @@ async def test_a_run_reads_its_ledger_and_snapshot_in_one_read(store: Store) -> 
     await store.ledger.keep_snapshot(user, snapshot(fetch()))
 
     with transaction_log(store.database) as log:
-        ledger, kept = await store.ledger.load_with_snapshot(user)
+        ledger, kept, _ = await store.ledger.load_with_snapshot(user)
 
     assert ledger == {("tv_min", T0.date()): 12}
     assert kept == snapshot(fetch())

@@ -176,10 +176,10 @@ async def test_entries_come_back_oldest_first(case: LedgerCase) -> None:
 async def test_a_kept_snapshot_comes_back_whole_with_the_ledger(case: LedgerCase) -> None:
     user = await case.new_user()
     await case.store.record_accepted(user, [ValueWrite("tv_min", D1, 30)])
-    assert await case.store.load_with_snapshot(user) == ({("tv_min", D1): 30}, None)
+    assert await case.store.load_with_snapshot(user) == ({("tv_min", D1): 30}, None, None)
     kept = await keep(case.store, user, [entry(1, T0), entry(2, T0 + timedelta(hours=1))])
 
-    ledger, snapshot = await case.store.load_with_snapshot(user)
+    ledger, snapshot, _ = await case.store.load_with_snapshot(user)
 
     assert ledger == {("tv_min", D1): 30}
     assert snapshot == kept
@@ -197,7 +197,7 @@ async def test_keeping_a_snapshot_replaces_the_last_one(case: LedgerCase) -> Non
     assert await case.store.entries(user) == [entry(2, T0 + timedelta(hours=2))]
     await keep(case.store, user, [])
     assert await case.store.entries(user) == []
-    _, snapshot = await case.store.load_with_snapshot(user)
+    snapshot = (await case.store.load_with_snapshot(user)).snapshot
     assert snapshot is not None and dict(snapshot.entries) == {}
 
 
@@ -227,7 +227,7 @@ async def test_clear_deletes_the_ledger_and_entries_of_one_user(case: LedgerCase
         await case.store.record_accepted(user, [ValueWrite("tv_min", D1, 30)])
         await keep(case.store, user, [entry(1, T0)])
     await case.store.clear(alice)
-    assert await case.store.load_with_snapshot(alice) == ({}, None)
+    assert await case.store.load_with_snapshot(alice) == ({}, None, None)
     assert await case.store.entries(alice) == []
     assert await case.store.load(bob) == {("tv_min", D1): 30}
     assert await case.store.entries(bob) == [entry(1, T0)]

@@ -176,7 +176,7 @@ async def test_upgrading_a_0001_database_with_data_keeps_it_and_refetches_its_en
         assert (await store.accounts.get(1)).email == "ada@example.com"
         # Kept entries are a copy of Toggl's: not carried over, so the user's next run fetches
         # the whole window, as a first run does.
-        assert await store.ledger.load_with_snapshot(1) == ({}, None)
+        assert await store.ledger.load_with_snapshot(1) == ({}, None, None)
         snapshot = EntrySnapshot.of(
             [KeptEntry.of(1, 10, start, None, None)], (start, start + timedelta(days=1)), start
         )

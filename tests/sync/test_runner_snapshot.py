@@ -78,7 +78,7 @@ async def test_edits_deletions_and_new_entries_reach_exist_through_a_delta(
 
     assert fetches(alice) == ["range", "delta"]
     assert alice.reports[-1].values_written > 0
-    _, snapshot = await alice.ledger.load_with_snapshot(alice.user_id)
+    snapshot = (await alice.ledger.load_with_snapshot(alice.user_id)).snapshot
     assert snapshot is not None
     in_range = toggl_entries_in_range(alice, snapshot.covered_from, snapshot.covered_to)
     assert snapshot.sorted_entries() == in_range

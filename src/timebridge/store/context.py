@@ -136,10 +136,8 @@ async def load_sync_context(database: Database, box: SecretBox, account_id: int)
         if run_token is not None:
             pairs = await connection.execute(_MAPPING_QUERY, params)
             mapping = dict(pairs.all())
-            state = LoadedState(
-                await read_ledger(connection, account_id),
-                await read_snapshot(connection, account_id),
-            )
+            ledger = await read_ledger(connection, account_id)
+            state = LoadedState(ledger, *await read_snapshot(connection, account_id))
     secrets = None
     if run_token is not None:
         secrets = RunSecrets(

@@ -18,7 +18,6 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from types import MappingProxyType
 
 from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -29,6 +28,7 @@ from timebridge.store.database import Database
 from timebridge.store.models import Base, EntrySnapshotRow, LedgerRow
 from timebridge.sync.ledger import LedgerStore, LoadedState, UserId
 from timebridge.sync.planner import IN_FLIGHT, PURGE_AFTER_DAYS, AttributeDate, ValueWrite
+from timebridge.sync.settled import Settled
 from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 
 _LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
@@ -42,7 +42,19 @@ _SNAPSHOT_QUERY = select(
     _SNAPSHOTS.c.covered_to,
     _SNAPSHOTS.c.fetched_at,
     _SNAPSHOTS.c.entries,
+    _SNAPSHOTS.c.settled_digest,
+    _SNAPSHOTS.c.settled_at,
+    _SNAPSHOTS.c.settled_until,
 ).where(_SNAPSHOTS.c.account_id == bindparam("account_id"))
+_KEEP_SETTLED = (
+    _SNAPSHOTS.update()
+    .where(_SNAPSHOTS.c.account_id == bindparam("b_account_id"))
+    .values(
+        settled_digest=bindparam("settled_digest"),
+        settled_at=bindparam("settled_at"),
+        settled_until=bindparam("settled_until"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -80,21 +92,6 @@ async def delete_entries(session: AsyncSession, user_id: UserId) -> int:
     return len(json.loads(snapshot))
 
 
-def encode_entries(entries: Iterable[KeptEntry]) -> str:
-    """The `entries` column: each entry's fields in order, by id."""
-    return json.dumps(sorted(entries, key=_entry_id), separators=(",", ":"))
-
-
-def decode_entries(text: str) -> list[KeptEntry]:
-    """The entries of an `entries` column, by id."""
-    make = KeptEntry._make
-    return [make(fields) for fields in json.loads(text)]
-
-
-def _entry_id(entry: KeptEntry) -> int:
-    return entry.id
-
-
 class SqlLedgerStore:
     """A `LedgerStore` in the database (SQLite or PostgreSQL).
 
@@ -116,25 +113,35 @@ class SqlLedgerStore:
     async def load_with_snapshot(self, user_id: UserId) -> LoadedState:
         async with self._db.read_connection() as connection:
             ledger = await read_ledger(connection, user_id)
-            snapshot = await read_snapshot(connection, user_id)
-        return LoadedState(ledger, snapshot)
+            snapshot, settled = await read_snapshot(connection, user_id)
+        return LoadedState(ledger, snapshot, settled)
 
-    async def keep_snapshot(self, user_id: UserId, snapshot: EntrySnapshot) -> None:
+    async def keep_snapshot(
+        self, user_id: UserId, snapshot: EntrySnapshot, *, settled: Settled | None = None
+    ) -> None:
         row = {
             "account_id": user_id,
             "covered_from": snapshot.covered_from,
             "covered_to": snapshot.covered_to,
             "fetched_at": snapshot.fetched_at,
-            "entries": encode_entries(snapshot.entries.values()),
+            "entries": snapshot.encoded,
+            "settled_digest": settled.digest if settled is not None else None,
+            "settled_at": settled.at if settled is not None else None,
+            "settled_until": settled.until if settled is not None else None,
         }
         async with self._db.transaction() as session:
-            statement = upsert(
-                session,
-                _SNAPSHOTS,
-                ["account_id"],
-                ["covered_from", "covered_to", "fetched_at", "entries"],
-            )
+            statement = upsert(session, _SNAPSHOTS, ["account_id"], list(row)[1:])
             await session.execute(statement, [row])
+
+    async def keep_settled(self, user_id: UserId, settled: Settled) -> None:
+        params = {
+            "b_account_id": user_id,
+            "settled_digest": settled.digest,
+            "settled_at": settled.at,
+            "settled_until": settled.until,
+        }
+        async with self._db.write_connection() as connection:
+            await connection.execute(_KEEP_SETTLED, params)
 
     async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
         await self.record_accepted(
@@ -183,7 +190,7 @@ class SqlLedgerStore:
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
         async with self._db.read_connection() as connection:
-            snapshot = await read_snapshot(connection, user_id)
+            snapshot, _ = await read_snapshot(connection, user_id)
         return snapshot.sorted_entries() if snapshot is not None else []
 
     async def purge(self, before: date) -> PurgeCounts:
@@ -213,14 +220,20 @@ async def read_ledger(connection: AsyncConnection, user_id: UserId) -> dict[Attr
     return {(attribute, day): value for attribute, day, value in rows}
 
 
-async def read_snapshot(connection: AsyncConnection, user_id: UserId) -> EntrySnapshot | None:
-    """The user's entry snapshot, read inside the caller's transaction."""
+async def read_snapshot(
+    connection: AsyncConnection, user_id: UserId
+) -> tuple[EntrySnapshot | None, Settled | None]:
+    """The user's entry snapshot (its entries still encoded) and settled mark, read inside the
+    caller's transaction."""
     row = (await connection.execute(_SNAPSHOT_QUERY, {"account_id": user_id})).one_or_none()
     if row is None:
-        return None
-    covered_from, covered_to, fetched_at, entries = row
-    by_id = {entry.id: entry for entry in decode_entries(entries)}
-    return EntrySnapshot(MappingProxyType(by_id), covered_from, covered_to, fetched_at)
+        return None, None
+    covered_from, covered_to, fetched_at, entries, digest, settled_at, until = row
+    snapshot = EntrySnapshot.from_encoded(entries, covered_from, covered_to, fetched_at)
+    settled = None
+    if digest is not None and settled_at is not None and until is not None:
+        settled = Settled(digest, settled_at, until)
+    return snapshot, settled
 
 
 def _implements_the_protocol(store: SqlLedgerStore) -> LedgerStore:

@@ -267,6 +267,10 @@ class EntrySnapshotRow(Base):
     covered_to: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     fetched_at: Mapped[datetime]
     entries: Mapped[str] = mapped_column(Text)
+    #: The last settled mark (`timebridge.sync.settled.Settled`), if a run left one.
+    settled_digest: Mapped[str | None] = mapped_column(String(32))
+    settled_at: Mapped[datetime | None]
+    settled_until: Mapped[datetime | None]
 
 
 class SyncRunRow(Base):

@@ -21,19 +21,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from timebridge.sync.planner import IN_FLIGHT, AttributeDate, ValueWrite
+from timebridge.sync.settled import Settled
 from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 
 #: How the store knows a user (the store's primary key for them).
 UserId = int
 
-__all__ = ["InMemoryLedgerStore", "KeptEntry", "LedgerStore", "LoadedState", "UserId"]
+__all__ = ["InMemoryLedgerStore", "KeptEntry", "LedgerStore", "LoadedState", "Settled", "UserId"]
 
 
 class LoadedState(NamedTuple):
-    """A user's ledger and entry snapshot as read at one moment (`load_with_snapshot`)."""
+    """A user's ledger, entry snapshot and settled mark as read at one moment
+    (`load_with_snapshot`)."""
 
     ledger: dict[AttributeDate, int]
     snapshot: EntrySnapshot | None
+    settled: Settled | None = None
 
 
 class LedgerStore(Protocol):
@@ -48,12 +51,22 @@ class LedgerStore(Protocol):
         ...
 
     async def load_with_snapshot(self, user_id: UserId) -> LoadedState:
-        """The ledger and the entry snapshot (None if there is none), in one read: what every
-        run starts with."""
+        """The ledger, the entry snapshot (None if there is none) and the settled mark, in one
+        read: what every run starts with."""
         ...
 
-    async def keep_snapshot(self, user_id: UserId, snapshot: EntrySnapshot) -> None:
-        """Replace the user's entry snapshot with this one."""
+    async def keep_snapshot(
+        self, user_id: UserId, snapshot: EntrySnapshot, *, settled: Settled | None = None
+    ) -> None:
+        """Replace the user's entry snapshot with this one, and its settled mark with
+        `settled` (a mark belongs to one snapshot)."""
+        ...
+
+    async def keep_settled(self, user_id: UserId, settled: Settled) -> None:
+        """Keep the mark of a run that found nothing to do (`timebridge.sync.settled`).
+
+        Kept with the entry snapshot; a user without one has nothing to keep it with.
+        """
         ...
 
     async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
@@ -84,6 +97,7 @@ class InMemoryLedgerStore:
     def __init__(self) -> None:
         self._ledgers: dict[UserId, dict[AttributeDate, int]] = {}
         self._snapshots: dict[UserId, EntrySnapshot] = {}
+        self._settled: dict[UserId, Settled] = {}
         self._lock = asyncio.Lock()
 
     async def load(self, user_id: UserId) -> dict[AttributeDate, int]:
@@ -92,11 +106,26 @@ class InMemoryLedgerStore:
 
     async def load_with_snapshot(self, user_id: UserId) -> LoadedState:
         async with self._lock:
-            return LoadedState(dict(self._ledgers.get(user_id, {})), self._snapshots.get(user_id))
+            return LoadedState(
+                dict(self._ledgers.get(user_id, {})),
+                self._snapshots.get(user_id),
+                self._settled.get(user_id),
+            )
 
-    async def keep_snapshot(self, user_id: UserId, snapshot: EntrySnapshot) -> None:
+    async def keep_snapshot(
+        self, user_id: UserId, snapshot: EntrySnapshot, *, settled: Settled | None = None
+    ) -> None:
         async with self._lock:
             self._snapshots[user_id] = snapshot
+            if settled is None:
+                self._settled.pop(user_id, None)
+            else:
+                self._settled[user_id] = settled
+
+    async def keep_settled(self, user_id: UserId, settled: Settled) -> None:
+        async with self._lock:
+            if user_id in self._snapshots:
+                self._settled[user_id] = settled
 
     async def mark_in_flight(self, user_id: UserId, keys: Iterable[AttributeDate]) -> None:
         async with self._lock:
@@ -120,6 +149,7 @@ class InMemoryLedgerStore:
         async with self._lock:
             self._ledgers.pop(user_id, None)
             self._snapshots.pop(user_id, None)
+            self._settled.pop(user_id, None)
 
     async def entries(self, user_id: UserId) -> list[KeptEntry]:
         async with self._lock:

@@ -102,6 +102,11 @@ class SyncPlan:
     #: Attributes written before but no longer mapped (zeroed by `writes`, then released).
     retired_attributes: frozenset[str] = field(default_factory=frozenset)
 
+    @property
+    def is_empty(self) -> bool:
+        """Whether there is nothing to do: nothing to write, purge or release."""
+        return not (self.writes or self.purge or self.retired_attributes)
+
 
 def local_today(now: datetime, zone: ZoneInfo) -> date:
     _require_aware(now)
@@ -135,6 +140,23 @@ def fetch_range(
     return local_midnight(first_day, zone) - FETCH_MARGIN, local_midnight(
         today + timedelta(days=1), zone
     )
+
+
+def plan_holds_until(
+    entries: Iterable[KeptEntry], mapping: Mapping[int, str], zone: ZoneInfo, at: datetime
+) -> datetime | None:
+    """Until when a plan made at `at` stays the plan, none of its other inputs changing.
+
+    Time changes a plan in two ways only: a mapped entry that has not ended by `at` (running,
+    or stopping later) adds minutes as the clock moves, and the window moves at local midnight.
+    So: None (no time at all) if any mapped entry ends after `at`, else the next local midnight.
+    """
+    _require_aware(at)
+    at_us = micros(at)
+    for entry in entries:
+        if entry.project_id in mapping and (entry.stop_us is None or entry.stop_us > at_us):
+            return None
+    return local_midnight(local_today(at, zone) + timedelta(days=1), zone)
 
 
 def split_at_midnights(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[date, int]]:

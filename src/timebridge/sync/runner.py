@@ -37,9 +37,11 @@ from timebridge.sync.planner import (
     ValueWrite,
     fetch_range,
     local_today,
+    plan_holds_until,
     plan_sync,
     window_dates,
 )
+from timebridge.sync.settled import Settled, inputs_digest
 from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 from timebridge.toggl import TIME_ENTRIES_CAP, AsyncTogglClient
 from timebridge.toggl import errors as toggl_errors
@@ -124,6 +126,9 @@ class RunReport:
     #: persist both and pass them back in `UserSyncSettings` to skip the read next time.
     zone: str | None = None
     zone_checked_at: datetime | None = None
+    #: Nothing the plan depends on had changed since a run found nothing to do, so this run
+    #: did not plan (`timebridge.sync.settled`).
+    unchanged: bool = False
 
     @property
     def values_written(self) -> int:
@@ -165,6 +170,7 @@ class _Run:
     next_sync_after: datetime | None = None
     zone: ZoneInfo | None = None
     zone_checked_at: datetime | None = None
+    unchanged: bool = False
 
 
 def _surely_not_applied(error: exist_errors.ExistError) -> bool:
@@ -267,6 +273,7 @@ class SyncRunner:
             next_sync_after=run.next_sync_after,
             zone=run.zone.key if run.zone is not None else None,
             zone_checked_at=run.zone_checked_at,
+            unchanged=run.unchanged,
         )
         logger.info(
             "sync run finished",
@@ -278,6 +285,7 @@ class SyncRunner:
                 "exist_requests": report.exist_requests,
                 "values_written": report.values_written,
                 "failures": len(report.failures),
+                "unchanged": report.unchanged,
             },
         )
         return report
@@ -401,42 +409,82 @@ class SyncRunner:
         zone = await self._zone(run)
         now = settings.clock.now()
         loaded, self._loaded = self._loaded, None
-        ledger, kept = loaded or await self._ledger.load_with_snapshot(self._user)
+        ledger, kept, settled = loaded or await self._ledger.load_with_snapshot(self._user)
         # Zero Out and Repair are how a user says "make it right": they trust no snapshot.
         trusted = kept if run.kind is RunKind.SYNC else None
-        entries = await self._current_entries(trusted, fetch_range(now, zone), now)
-        plan = plan_sync(entries, settings.mapping, ledger, zone, now)
-        if plan.purge:
-            await self._ledger.forget(self._user, plan.purge)
-            for key in plan.purge:
-                ledger.pop(key, None)
-        writes = list(plan.writes)
-        if run.kind is RunKind.REPAIR:
-            writes = await self._with_repairs(run, plan, writes)
-        await self._write(run, writes, ledger)
-        await self._release_retired(run, plan, ledger)
+        snapshot = await self._current_snapshot(trusted, fetch_range(now, zone), now)
+        if snapshot is kept:
+            if (
+                run.kind is RunKind.SYNC
+                and settled is not None
+                and settled.holds(inputs_digest(snapshot, settings.mapping, ledger, zone), now)
+            ):
+                run.unchanged = True
+                return
+        else:
+            settled = None  # it went with the snapshot it was made for
+        mark = None
+        try:
+            entries = snapshot.sorted_entries()
+            plan = plan_sync(entries, settings.mapping, ledger, zone, now)
+            if plan.purge:
+                await self._ledger.forget(self._user, plan.purge)
+                for key in plan.purge:
+                    ledger.pop(key, None)
+            writes = list(plan.writes)
+            if run.kind is RunKind.REPAIR:
+                writes = await self._with_repairs(run, plan, writes)
+            await self._write(run, writes, ledger)
+            await self._release_retired(run, plan, ledger)
+            if not run.failures:
+                done = plan.is_empty and run.kind is not RunKind.REPAIR
+                mark = self._settled(snapshot, entries, ledger, zone, now, done=done)
+        finally:
+            # Written once the run knows its mark; written even if the run failed, so that the
+            # next one need not fetch it again.
+            if snapshot is not kept:
+                await self._ledger.keep_snapshot(self._user, snapshot, settled=mark)
+        if mark is not None and snapshot is kept and not _same_mark(mark, settled):
+            await self._ledger.keep_settled(self._user, mark)
 
-    async def _current_entries(
+    def _settled(
+        self,
+        snapshot: EntrySnapshot,
+        entries: Sequence[KeptEntry],
+        ledger: Mapping[AttributeDate, int],
+        zone: ZoneInfo,
+        now: datetime,
+        *,
+        done: bool,
+    ) -> Settled | None:
+        """The mark to leave if the run left nothing to do (`timebridge.sync.settled`): the
+        next runs with the same inputs, before it expires, need not plan. `done`: the run's
+        plan was already empty."""
+        mapping = self._settings.mapping
+        # A plan that did something is made again from where it left the ledger.
+        if not done and not plan_sync(entries, mapping, ledger, zone, now).is_empty:
+            return None
+        until = plan_holds_until(entries, mapping, zone, now)
+        if until is None:
+            return None
+        return Settled(inputs_digest(snapshot, mapping, ledger, zone), now, until)
+
+    async def _current_snapshot(
         self, kept: EntrySnapshot | None, needed: tuple[datetime, datetime], now: datetime
-    ) -> list[KeptEntry]:
-        """Every entry starting in `needed` as Toggl has it now, oldest first; the snapshot
-        is brought up to date by what changed since it was fetched where it covers `needed`,
-        else replaced by a fetch of the whole range. Written back only if it changed."""
+    ) -> EntrySnapshot:
+        """Every entry starting in `needed` as Toggl has it now: the snapshot brought up to
+        date by what changed since it was fetched where it covers `needed`, else a fetch of the
+        whole range. `kept` itself if nothing changed; the caller writes a new one."""
         toggl = self._settings.toggl
         if kept is not None and kept.covers(needed, now):
             changes = await toggl.time_entries(since=kept.since)
             # An answer at Toggl's cap may have been cut short: then fetch the range itself.
             if len(changes) < TIME_ENTRIES_CAP:
-                current = kept.updated(changes, fetched_at=now)
-                if current is not kept:
-                    await self._ledger.keep_snapshot(self._user, current)
-                return current.sorted_entries()
+                return kept.updated(changes, fetched_at=now)
         fetched = await toggl.time_entries_between(*needed)
-        current = EntrySnapshot.of(
+        return EntrySnapshot.of(
             (KeptEntry.from_entry(entry) for entry in fetched if not entry.is_deleted), needed, now
         )
-        await self._ledger.keep_snapshot(self._user, current)
-        return current.sorted_entries()
 
     async def _with_repairs(
         self, run: _Run, plan: SyncPlan, writes: list[ValueWrite]
@@ -623,6 +671,11 @@ class SyncRunner:
             for name, why in outcome.failed.items()
         )
         await self._ledger.forget(self._user, [key for key in ledger if key[0] in outcome.released])
+
+
+def _same_mark(mark: Settled, stored: Settled | None) -> bool:
+    """Whether `stored` already says what `mark` says (from an earlier instant: still true)."""
+    return stored is not None and (stored.digest, stored.until) == (mark.digest, mark.until)
 
 
 def _toggl_failure(exc: toggl_errors.TogglError) -> RunFailure:

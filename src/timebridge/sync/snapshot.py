@@ -19,11 +19,12 @@ Everything here is pure: no HTTP, no database, no clock.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from hashlib import blake2b
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from timebridge.toggl.models import TimeEntry
 
@@ -106,16 +107,30 @@ def instant(microseconds: int) -> datetime:
     return moment.replace(microsecond=fraction) if fraction else moment
 
 
-@dataclass(frozen=True)
 class EntrySnapshot:
     """Every entry of the user that starts in [covered_from, covered_to), as Toggl had them
-    when the fetch sent at `fetched_at` was answered."""
+    when the fetch sent at `fetched_at` was answered.
 
-    entries: Mapping[int, KeptEntry]
-    covered_from: datetime
-    covered_to: datetime
-    #: When the request that made these entries current was sent (the bridge's clock).
-    fetched_at: datetime
+    A snapshot read from the store stays in its stored form (`encoded`) until its entries are
+    asked for: a steady-state run that learns nothing changed never decodes them (see
+    `timebridge.sync.settled`).
+    """
+
+    __slots__ = ("_encoded", "_entries", "covered_from", "covered_to", "fetched_at")
+
+    def __init__(
+        self,
+        entries: Mapping[int, KeptEntry],
+        covered_from: datetime,
+        covered_to: datetime,
+        fetched_at: datetime,
+    ) -> None:
+        self._entries: Mapping[int, KeptEntry] | None = entries
+        self._encoded: str | None = None
+        self.covered_from: Final = covered_from
+        self.covered_to: Final = covered_to
+        #: When the request that made these entries current was sent (the bridge's clock).
+        self.fetched_at: Final = fetched_at
 
     @classmethod
     def of(
@@ -128,6 +143,56 @@ class EntrySnapshot:
         low, high = micros(covered[0]), micros(covered[1])
         kept = {entry.id: entry for entry in entries if low <= entry.start_us < high}
         return cls(MappingProxyType(kept), covered[0], covered[1], fetched_at)
+
+    @classmethod
+    def from_encoded(
+        cls, encoded: str, covered_from: datetime, covered_to: datetime, fetched_at: datetime
+    ) -> EntrySnapshot:
+        """A snapshot as the store keeps it (`encoded`); decoded when its entries are needed."""
+        snapshot = cls(MappingProxyType({}), covered_from, covered_to, fetched_at)
+        snapshot._entries, snapshot._encoded = None, encoded
+        return snapshot
+
+    @property
+    def entries(self) -> Mapping[int, KeptEntry]:
+        """Entry id -> entry."""
+        if self._entries is None:
+            assert self._encoded is not None
+            decoded = {entry.id: entry for entry in decode_entries(self._encoded)}
+            self._entries = MappingProxyType(decoded)
+        return self._entries
+
+    @property
+    def encoded(self) -> str:
+        """The entries in their stored form (`encode_entries`)."""
+        if self._encoded is None:
+            self._encoded = encode_entries(self.entries.values())
+        return self._encoded
+
+    @property
+    def digest(self) -> str:
+        """A fingerprint of what this snapshot says (its range and entries, not `fetched_at`),
+        the same in every process."""
+        content = f"{micros(self.covered_from)}:{micros(self.covered_to)}:{self.encoded}"
+        return blake2b(content.encode(), digest_size=16).hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntrySnapshot):
+            return NotImplemented
+        return (self.covered_from, self.covered_to, self.fetched_at) == (
+            other.covered_from,
+            other.covered_to,
+            other.fetched_at,
+        ) and self.entries == other.entries
+
+    __hash__ = None  # type: ignore[assignment]  # mutable cache inside; compared by value
+
+    def __repr__(self) -> str:
+        count = len(self._entries) if self._entries is not None else "encoded"
+        return (
+            f"EntrySnapshot(entries={count}, covered_from={self.covered_from.isoformat()}, "
+            f"covered_to={self.covered_to.isoformat()}, fetched_at={self.fetched_at.isoformat()})"
+        )
 
     def covers(self, needed: tuple[datetime, datetime], now: datetime) -> bool:
         """Whether a delta since `fetched_at` brings this snapshot to everything in `needed`.
@@ -177,3 +242,19 @@ class EntrySnapshot:
 
 def _start_then_id(entry: KeptEntry) -> tuple[int, int]:
     return entry.start_us, entry.id
+
+
+def encode_entries(entries: Iterable[KeptEntry]) -> str:
+    """Entries in the form the store keeps them: a compact JSON array of each entry's fields in
+    order, by id. The same entries always give the same text (`EntrySnapshot.digest`)."""
+    return json.dumps(sorted(entries, key=_entry_id), separators=(",", ":"))
+
+
+def decode_entries(text: str) -> list[KeptEntry]:
+    """The entries of `encode_entries`' text, by id."""
+    make = KeptEntry._make
+    return [make(fields) for fields in json.loads(text)]
+
+
+def _entry_id(entry: KeptEntry) -> int:
+    return entry.id
