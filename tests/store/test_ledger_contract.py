@@ -16,6 +16,7 @@ from timebridge.store import Database, Store
 from timebridge.store.crypto import SecretBox
 from timebridge.sync.ledger import InMemoryLedgerStore, KeptEntry, LedgerStore
 from timebridge.sync.planner import IN_FLIGHT, ValueWrite
+from timebridge.sync.settled import Settled
 from timebridge.sync.snapshot import EntrySnapshot
 
 D1, D2, D3 = date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10)
@@ -231,3 +232,30 @@ async def test_clear_deletes_the_ledger_and_entries_of_one_user(case: LedgerCase
     assert await case.store.entries(alice) == []
     assert await case.store.load(bob) == {("tv_min", D1): 30}
     assert await case.store.entries(bob) == [entry(1, T0)]
+
+
+async def test_a_settled_mark_is_kept_with_its_snapshot_and_goes_with_it(
+    case: LedgerCase,
+) -> None:
+    alice, bob = await case.new_user(), await case.new_user()
+    mark = Settled("0f" * 16, T0 + timedelta(microseconds=3), T0 + timedelta(hours=15))
+    # Without a snapshot there is nothing to keep a mark with.
+    await case.store.keep_settled(alice, mark)
+    assert (await case.store.load_with_snapshot(alice)).settled is None
+
+    await keep(case.store, alice, [entry(1, T0)])
+    await keep(case.store, bob, [entry(2, T0)])
+    await case.store.keep_settled(alice, mark)
+    assert (await case.store.load_with_snapshot(alice)).settled == mark
+    assert (await case.store.load_with_snapshot(bob)).settled is None
+
+    # A new snapshot drops the mark, unless it comes with its own.
+    await keep(case.store, alice, [entry(1, T0), entry(3, T0)])
+    assert (await case.store.load_with_snapshot(alice)).settled is None
+    newer = mark._replace(digest="1e" * 16, at=T0 + timedelta(hours=1))
+    snapshot = EntrySnapshot.of([entry(1, T0)], COVERED, FETCHED_AT)
+    await case.store.keep_snapshot(alice, snapshot, settled=newer)
+    assert await case.store.load_with_snapshot(alice) == ({}, snapshot, newer)
+
+    await case.store.clear(alice)
+    assert (await case.store.load_with_snapshot(alice)).settled is None

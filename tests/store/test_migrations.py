@@ -35,7 +35,7 @@ from timebridge.store.crypto import SecretBox
 from timebridge.store.migrations import alembic_config
 from timebridge.store.models import AccountRow, Base
 from timebridge.sync.ledger import KeptEntry
-from timebridge.sync.snapshot import EntrySnapshot
+from timebridge.sync.snapshot import EntrySnapshot, encode_entries
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -198,6 +198,58 @@ async def test_0003_downgrades_to_the_kept_entry_tables_and_back(empty_database_
     assert {"kept_entries", "kept_entry_digests"} <= tables
     assert "entry_snapshots" not in tables
 
+    assert await upgrade(empty_database_url) == head_revision()
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_0004_keeps_every_snapshot_without_a_mark_and_downgrades_cleanly(
+    empty_database_url: str,
+) -> None:
+    assert await upgrade(empty_database_url, "0003") == "0003"
+    start = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(AccountRow.__table__).values(id=1, email="ada@example.com", created_at=start)
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO entry_snapshots (account_id, covered_from, covered_to, "
+                    "fetched_at, entries) VALUES (1, :start, :end, :start, :entries)"
+                ),
+                {
+                    "start": start,
+                    "end": start + timedelta(days=1),
+                    "entries": encode_entries([KeptEntry.of(1, 10, start, None, None)]),
+                },
+            )
+    finally:
+        await engine.dispose()
+
+    assert await upgrade(empty_database_url) == head_revision()
+    store = Store(Database(empty_database_url), SecretBox([new_key()]))
+    try:
+        _, snapshot, settled = await store.ledger.load_with_snapshot(1)
+        assert snapshot is not None and snapshot.sorted_entries() == [
+            KeptEntry.of(1, 10, start, None, None)
+        ]
+        # No mark yet: the user's next run plans, and leaves one.
+        assert settled is None
+    finally:
+        await store.close()
+
+    engine = create_engine(empty_database_url, foreign_keys=False)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0003"))
+    finally:
+        await engine.dispose()
     assert await upgrade(empty_database_url) == head_revision()
     engine = create_engine(empty_database_url)
     try:

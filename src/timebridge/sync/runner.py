@@ -4,9 +4,11 @@ A run brings the user's entry snapshot up to date (`timebridge.sync.snapshot`: o
 steady state, usually answered with nothing, since it asks only for what changed), plans with
 `plan_sync`, writes the plan to Exist with absolute values in batches of 35, commits each batch's
 accepted items to the ledger right after Exist's answer, purges old ledger rows and releases
-attributes that are no longer mapped once their zeros have landed. It returns a `RunReport`
-and never raises for an upstream failure: the outcome says what happened and what the caller
-must do (DESIGN.md, "Failures").
+attributes that are no longer mapped once their zeros have landed. A run that leaves nothing to
+do keeps a settled mark with the snapshot, and a later run whose inputs are still the same, the
+same day, knows without planning that there is nothing to do (`timebridge.sync.settled`). It
+returns a `RunReport` and never raises for an upstream failure: the outcome says what happened
+and what the caller must do (DESIGN.md, "Failures").
 
 Why a crash is harmless: the ledger only ever holds values Exist confirmed, and the values are
 absolute, so anything lost between Exist's answer and the ledger commit is simply sent again,
