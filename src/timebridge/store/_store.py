@@ -55,6 +55,7 @@ class Store:
         return await rotate_secrets(self.database, self.box)
 
     async def close(self) -> None:
+        await self.sync_runs.wait_idle()  # records already submitted reach the database
         await self.database.dispose()
 
     async def __aenter__(self) -> Store:

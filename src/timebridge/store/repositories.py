@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from timebridge.clock import Clock
 from timebridge.exist.models import ExistTokens
+from timebridge.store._batching import Batcher
 from timebridge.store._sql import lock_account, rowcount, upsert
 from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
@@ -818,6 +819,8 @@ _SYNC_RUNS: Table = Base.metadata.tables[SyncRunRow.__tablename__]
 _EXIST_CONNECTIONS: Table = Base.metadata.tables[ExistConnectionRow.__tablename__]
 #: Built once: the compiled-statement cache then serves every run's SQL.
 _INSERT_RUN = _SYNC_RUNS.insert()
+#: Several runs at once, their ids in the order given (SQLAlchemy's "insertmanyvalues").
+_INSERT_RUNS = _SYNC_RUNS.insert().returning(_SYNC_RUNS.c.id, sort_by_parameter_order=True)
 _RECORD_ZONE = (
     _EXIST_CONNECTIONS.update()
     .where(_EXIST_CONNECTIONS.c.account_id == bindparam("b_account_id"))
@@ -827,15 +830,28 @@ _RECORD_ZONE = (
 )
 
 
+@dataclass(frozen=True)
+class _PendingRun:
+    """A run record on its way to the database: its row, and its zone update if any."""
+
+    values: dict[str, Any]
+    zone: dict[str, Any] | None
+
+
 class SyncRunRepository:
     """Every run is recorded (start, end, outcome, requests, values written, error)."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._records: Batcher[_PendingRun, int] = Batcher(self._write)
 
     async def record(self, report: RunSummary, *, exist_zone: ZoneReading | None = None) -> SyncRun:
         """Record the run and, in the same transaction, the zone it read from Exist (kept on
-        the Exist connection, if the user still has one)."""
+        the Exist connection, if the user still has one).
+
+        Runs recorded at the same time share one transaction (`Batcher`); a run of an account
+        that no longer exists fails alone, with `AccountNotFound`.
+        """
         kind, outcome = str(report.kind), str(report.outcome)
         duration_ms = round(report.duration.total_seconds() * 1000)
         error = report.error[:RUN_ERROR_LENGTH] if report.error is not None else None
@@ -852,25 +868,14 @@ class SyncRunRepository:
             "error": error,
             "next_sync_after": report.next_sync_after,
         }
-        zone = _zone(exist_zone.time_zone) if exist_zone is not None else None
-        # Core, not the ORM: one run of every user ends here.
-        try:
-            async with self._db.write_connection() as connection:
-                if exist_zone is not None:
-                    await connection.execute(
-                        _RECORD_ZONE,
-                        {
-                            "b_account_id": report.user_id,
-                            "time_zone": zone,
-                            "time_zone_checked_at": exist_zone.checked_at,
-                        },
-                    )
-                result = await connection.execute(_INSERT_RUN, values)
-        except IntegrityError:
-            raise AccountNotFound(f"no account {report.user_id}") from None
-        key = result.inserted_primary_key
-        assert key is not None
-        run_id: int = key[0]
+        zone = None
+        if exist_zone is not None:
+            zone = {
+                "b_account_id": report.user_id,
+                "time_zone": _zone(exist_zone.time_zone),
+                "time_zone_checked_at": exist_zone.checked_at,
+            }
+        run_id = await self._records.submit(_PendingRun(values, zone))
         return SyncRun(
             id=run_id,
             account_id=report.user_id,
@@ -885,6 +890,31 @@ class SyncRunRepository:
             error=error,
             next_sync_after=report.next_sync_after,
         )
+
+    async def wait_idle(self) -> None:
+        """Return once every record submitted so far is written (or has failed)."""
+        await self._records.wait_idle()
+
+    async def _write(self, runs: list[_PendingRun]) -> list[int | BaseException]:
+        try:
+            return await self._insert(runs)
+        except IntegrityError:
+            if len(runs) == 1:
+                return [AccountNotFound(f"no account {runs[0].values['account_id']}")]
+        # An account in the batch is gone: each run on its own, so only its own fails.
+        return [(await self._write([run]))[0] for run in runs]
+
+    async def _insert(self, runs: list[_PendingRun]) -> list[int | BaseException]:
+        zones = [run.zone for run in runs if run.zone is not None]
+        async with self._db.write_connection() as connection:
+            if zones:
+                await connection.execute(_RECORD_ZONE, zones)
+            if len(runs) == 1:
+                key = (await connection.execute(_INSERT_RUN, runs[0].values)).inserted_primary_key
+                assert key is not None
+                return [int(key[0])]
+            rows = await connection.execute(_INSERT_RUNS, [run.values for run in runs])
+            return [int(run_id) for run_id in rows.scalars()]
 
     async def recent(self, account_id: int, limit: int = 20) -> list[SyncRun]:
         """The user's last runs, newest first."""
