@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from tests.store.transaction_log import transaction_log
 from timebridge.store import AccountNotFound, Store
 from timebridge.store.repositories import RUN_ERROR_LENGTH
 from timebridge.sync.planner import ValueWrite
@@ -96,3 +98,44 @@ async def test_old_run_records_can_be_purged(store: Store) -> None:
 async def test_a_run_of_an_unknown_account_is_refused(store: Store) -> None:
     with pytest.raises(AccountNotFound):
         await store.sync_runs.record(report(4242))
+
+
+async def test_runs_recorded_at_the_same_time_share_a_transaction_and_keep_their_own_rows(
+    store: Store,
+) -> None:
+    users = [(await store.accounts.create(f"user{n}@example.com")).id for n in range(12)]
+
+    with transaction_log(store.database) as log:
+        saved = await asyncio.gather(
+            *(
+                store.sync_runs.record(report(user, written=n % 4, started_at=START))
+                for n, user in enumerate(users)
+            )
+        )
+
+    # All twelve were waiting before the first write began: one transaction for all of them.
+    assert len(log.writers) == 1
+    assert [run.account_id for run in saved] == users
+    assert len({run.id for run in saved}) == len(users)
+    for run, user in zip(saved, users, strict=True):
+        assert await store.sync_runs.recent(user) == [run]
+        assert run.values_written == users.index(user) % 4
+
+
+async def test_a_run_of_a_deleted_account_fails_alone_in_its_batch(store: Store) -> None:
+    alice, bob, carol = [
+        (await store.accounts.create(f"{name}@example.com")).id for name in ("a", "b", "c")
+    ]
+    await store.accounts.delete(bob)
+
+    outcomes = await asyncio.gather(
+        *(store.sync_runs.record(report(user)) for user in (alice, alice, bob, carol)),
+        return_exceptions=True,
+    )
+
+    assert isinstance(outcomes[2], AccountNotFound)
+    recorded = [outcome for n, outcome in enumerate(outcomes) if n != 2]
+    assert all(not isinstance(outcome, BaseException) for outcome in recorded)
+    assert await store.sync_runs.count(alice) == 2
+    assert await store.sync_runs.count(carol) == 1
+    assert await store.sync_runs.count(bob) == 0
