@@ -6,7 +6,8 @@ from types import TracebackType
 
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
-from timebridge.store.context import SyncContext, load_sync_context
+from timebridge.store._batching import Batcher
+from timebridge.store.context import SyncContext, load_sync_contexts
 from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
 from timebridge.store.ledger import SqlLedgerStore
@@ -38,13 +39,18 @@ class Store:
         self.mappings = MappingRepository(database, clock)
         self.sync_runs = SyncRunRepository(database)
         self.ledger = SqlLedgerStore(database, clock)
+        self._contexts: Batcher[int, SyncContext] = Batcher(self._load_contexts)
 
     def __repr__(self) -> str:
         return f"Store({self.database!r}, {self.box!r})"
 
     async def sync_context(self, account_id: int) -> SyncContext:
-        """Everything a sync run of the user needs, in one read (see `SyncContext`)."""
-        return await load_sync_context(self.database, self.box, account_id)
+        """Everything a sync run of the user needs, in one read (see `SyncContext`); runs
+        starting at the same time share the read (`Batcher`)."""
+        return await self._contexts.submit(account_id)
+
+    async def _load_contexts(self, account_ids: list[int]) -> list[SyncContext | BaseException]:
+        return await load_sync_contexts(self.database, self.box, account_ids)
 
     async def disconnect_toggl(self, account_id: int) -> DisconnectReport:
         """Delete everything of the user's Toggl integration (see `disconnect_toggl`)."""
@@ -55,7 +61,9 @@ class Store:
         return await rotate_secrets(self.database, self.box)
 
     async def close(self) -> None:
-        await self.sync_runs.wait_idle()  # records already submitted reach the database
+        # Reads and records already asked for are served before the connections go.
+        await self._contexts.wait_idle()
+        await self.sync_runs.wait_idle()
         await self.database.dispose()
 
     async def __aenter__(self) -> Store:

@@ -1,26 +1,28 @@
 """`SyncContext`: everything one sync run needs from the store, loaded in one read.
 
 A run used to ask six repositories in turn, a transaction each; at thousands of users an hour
-that is most of a worker's database time. `load_sync_context` reads the account's zone
+that is most of a worker's database time. `load_sync_contexts` reads each account's zone
 override, its default Toggl connection, its Exist connection, its project mapping and, when a
 run will happen, its ledger and entry snapshot in one read transaction, so they are also one
-consistent snapshot.
+consistent snapshot. It reads many accounts at once, four statements for all of them:
+`Store.sync_context` gathers the runs that start together into one such read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import bindparam, select
+from sqlalchemy import BindParameter, bindparam, select
 
 from timebridge.exist.models import ExistTokens
 from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
-from timebridge.store.ledger import read_ledger, read_snapshot
+from timebridge.store.ledger import read_ledgers, read_snapshots
 from timebridge.store.models import (
     AccountRow,
     ConnectionStatus,
@@ -29,6 +31,9 @@ from timebridge.store.models import (
     TogglConnectionRow,
 )
 from timebridge.sync.ledger import LoadedState
+from timebridge.sync.planner import AttributeDate
+from timebridge.sync.settled import Settled
+from timebridge.sync.snapshot import EntrySnapshot
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,12 @@ class SyncContext:
     state: LoadedState | None = None
 
 
-#: Built once: the compiled-statement cache then serves every run's SQL.
+#: Built once: the compiled-statement cache then serves every run's SQL. Each reads many
+#: accounts at once (`load_sync_contexts`).
+_ACCOUNT_IDS: BindParameter[int] = bindparam("account_ids", expanding=True)
 _CONTEXT_QUERY = (
     select(
+        AccountRow.id,
         AccountRow.time_zone,
         TogglConnectionRow.id,
         TogglConnectionRow.status,
@@ -101,47 +109,80 @@ _CONTEXT_QUERY = (
         (TogglConnectionRow.account_id == AccountRow.id) & TogglConnectionRow.is_default,
     )
     .outerjoin(ExistConnectionRow, ExistConnectionRow.account_id == AccountRow.id)
-    .where(AccountRow.id == bindparam("account_id"))
+    .where(AccountRow.id.in_(_ACCOUNT_IDS))
 )
-_MAPPING_QUERY = select(MappingRow.project_id, MappingRow.attribute).where(
-    MappingRow.account_id == bindparam("account_id")
+_MAPPING_QUERY = select(MappingRow.account_id, MappingRow.project_id, MappingRow.attribute).where(
+    MappingRow.account_id.in_(_ACCOUNT_IDS)
 )
 _ACTIVE = ConnectionStatus.ACTIVE.value
 
 
-async def load_sync_context(database: Database, box: SecretBox, account_id: int) -> SyncContext:
-    """The account's `SyncContext`, read in one transaction (Core: a run's hot path)."""
-    params = {"account_id": account_id}
+async def load_sync_contexts(
+    database: Database, box: SecretBox, account_ids: Sequence[int]
+) -> list[SyncContext | BaseException]:
+    """The `SyncContext` of each account, in order, all read in one transaction (Core: a run's
+    hot path). An account whose secrets cannot be decrypted gets the error instead, alone."""
+    params = {"account_ids": sorted(set(account_ids))}
     async with database.read_connection() as connection:
-        row = (await connection.execute(_CONTEXT_QUERY, params)).one_or_none()
-        if row is None:
-            return SyncContext(account_id)
-        (
-            zone_override,
-            toggl_id,
-            toggl_status,
-            toggl_ciphertext,
-            exist_status,
-            access_ciphertext,
-            refresh_ciphertext,
-            expires_at,
-            scopes,
-            exist_zone,
-            exist_zone_checked_at,
-        ) = row
+        rows = {row[0]: row[1:] for row in await connection.execute(_CONTEXT_QUERY, params)}
         # Set only when a run will happen, and then it has a token to decrypt.
-        run_token = toggl_ciphertext if toggl_status == exist_status == _ACTIVE else None
-        mapping: dict[int, str] = {}
-        state = None
-        if run_token is not None:
-            pairs = await connection.execute(_MAPPING_QUERY, params)
-            mapping = dict(pairs.all())
-            ledger = await read_ledger(connection, account_id)
-            state = LoadedState(ledger, *await read_snapshot(connection, account_id))
+        running = sorted(
+            account
+            for account, (_, _, toggl_status, token, exist_status, *_) in rows.items()
+            if token is not None and toggl_status == exist_status == _ACTIVE
+        )
+        mappings: dict[int, dict[int, str]] = {account: {} for account in running}
+        ledgers: dict[int, dict[AttributeDate, int]] = {}
+        snapshots: dict[int, tuple[EntrySnapshot, Settled | None]] = {}
+        if running:
+            params = {"account_ids": running}
+            for account, project, attribute in await connection.execute(_MAPPING_QUERY, params):
+                mappings[account][project] = attribute
+            ledgers = await read_ledgers(connection, running)
+            snapshots = await read_snapshots(connection, running)
+    contexts: list[SyncContext | BaseException] = []
+    for account in account_ids:
+        row = rows.get(account)
+        try:
+            if row is None:
+                contexts.append(SyncContext(account))
+            elif account not in mappings:
+                contexts.append(_context(account, row, box))
+            else:
+                snapshot, settled = snapshots.get(account, (None, None))
+                # Each its own ledger: a run changes the one it is given.
+                state = LoadedState(dict(ledgers.get(account, {})), snapshot, settled)
+                contexts.append(_context(account, row, box, mappings[account], state))
+        except Exception as exc:
+            contexts.append(exc)
+    return contexts
+
+
+def _context(
+    account_id: int,
+    row: Sequence[Any],
+    box: SecretBox,
+    mapping: dict[int, str] | None = None,
+    state: LoadedState | None = None,
+) -> SyncContext:
+    """The context of one account's row; `mapping` and `state` given when a run will happen."""
+    (
+        zone_override,
+        toggl_id,
+        toggl_status,
+        toggl_ciphertext,
+        exist_status,
+        access_ciphertext,
+        refresh_ciphertext,
+        expires_at,
+        scopes,
+        exist_zone,
+        exist_zone_checked_at,
+    ) = row
     secrets = None
-    if run_token is not None:
+    if mapping is not None:
         secrets = RunSecrets(
-            toggl_token=box.decrypt(run_token),
+            toggl_token=box.decrypt(toggl_ciphertext),
             exist_tokens=ExistTokens(
                 access_token=box.decrypt(access_ciphertext),
                 refresh_token=(
@@ -163,6 +204,6 @@ async def load_sync_context(database: Database, box: SecretBox, account_id: int)
             else None
         ),
         secrets=secrets,
-        mapping=MappingProxyType(mapping),
+        mapping=MappingProxyType(mapping or {}),
         state=state,
     )

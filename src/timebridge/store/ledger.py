@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import BindParameter, Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from timebridge.clock import Clock, SystemClock
@@ -34,10 +34,12 @@ from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 _LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
 _SNAPSHOTS: Table = Base.metadata.tables[EntrySnapshotRow.__tablename__]
 #: Built once: the compiled-statement cache then serves every run's SQL.
-_LEDGER_QUERY = select(_LEDGER.c.attribute, _LEDGER.c.day, _LEDGER.c.value).where(
-    _LEDGER.c.account_id == bindparam("account_id")
-)
+_ACCOUNT_IDS: BindParameter[int] = bindparam("account_ids", expanding=True)
+_LEDGER_QUERY = select(
+    _LEDGER.c.account_id, _LEDGER.c.attribute, _LEDGER.c.day, _LEDGER.c.value
+).where(_LEDGER.c.account_id.in_(_ACCOUNT_IDS))
 _SNAPSHOT_QUERY = select(
+    _SNAPSHOTS.c.account_id,
     _SNAPSHOTS.c.covered_from,
     _SNAPSHOTS.c.covered_to,
     _SNAPSHOTS.c.fetched_at,
@@ -45,7 +47,7 @@ _SNAPSHOT_QUERY = select(
     _SNAPSHOTS.c.settled_digest,
     _SNAPSHOTS.c.settled_at,
     _SNAPSHOTS.c.settled_until,
-).where(_SNAPSHOTS.c.account_id == bindparam("account_id"))
+).where(_SNAPSHOTS.c.account_id.in_(_ACCOUNT_IDS))
 _KEEP_SETTLED = (
     _SNAPSHOTS.update()
     .where(_SNAPSHOTS.c.account_id == bindparam("b_account_id"))
@@ -216,8 +218,21 @@ class SqlLedgerStore:
 
 async def read_ledger(connection: AsyncConnection, user_id: UserId) -> dict[AttributeDate, int]:
     """The user's ledger, read inside the caller's transaction."""
-    rows = await connection.execute(_LEDGER_QUERY, {"account_id": user_id})
-    return {(attribute, day): value for attribute, day, value in rows}
+    return (await read_ledgers(connection, [user_id])).get(user_id, {})
+
+
+async def read_ledgers(
+    connection: AsyncConnection, user_ids: Sequence[UserId]
+) -> dict[UserId, dict[AttributeDate, int]]:
+    """The ledgers of these users (none for a user without rows), in one statement."""
+    ledgers: dict[UserId, dict[AttributeDate, int]] = {}
+    rows = await connection.execute(_LEDGER_QUERY, {"account_ids": list(user_ids)})
+    for user_id, attribute, day, value in rows:
+        ledger = ledgers.get(user_id)
+        if ledger is None:
+            ledger = ledgers[user_id] = {}
+        ledger[(attribute, day)] = value
+    return ledgers
 
 
 async def read_snapshot(
@@ -225,15 +240,22 @@ async def read_snapshot(
 ) -> tuple[EntrySnapshot | None, Settled | None]:
     """The user's entry snapshot (its entries still encoded) and settled mark, read inside the
     caller's transaction."""
-    row = (await connection.execute(_SNAPSHOT_QUERY, {"account_id": user_id})).one_or_none()
-    if row is None:
-        return None, None
-    covered_from, covered_to, fetched_at, entries, digest, settled_at, until = row
-    snapshot = EntrySnapshot.from_encoded(entries, covered_from, covered_to, fetched_at)
-    settled = None
-    if digest is not None and settled_at is not None and until is not None:
-        settled = Settled(digest, settled_at, until)
-    return snapshot, settled
+    return (await read_snapshots(connection, [user_id])).get(user_id, (None, None))
+
+
+async def read_snapshots(
+    connection: AsyncConnection, user_ids: Sequence[UserId]
+) -> dict[UserId, tuple[EntrySnapshot, Settled | None]]:
+    """The entry snapshots and settled marks of these users who have one, in one statement."""
+    found: dict[UserId, tuple[EntrySnapshot, Settled | None]] = {}
+    rows = await connection.execute(_SNAPSHOT_QUERY, {"account_ids": list(user_ids)})
+    for user_id, covered_from, covered_to, fetched_at, entries, digest, at, until in rows:
+        snapshot = EntrySnapshot.from_encoded(entries, covered_from, covered_to, fetched_at)
+        settled = None
+        if digest is not None and at is not None and until is not None:
+            settled = Settled(digest, at, until)
+        found[user_id] = (snapshot, settled)
+    return found
 
 
 def _implements_the_protocol(store: SqlLedgerStore) -> LedgerStore:
