@@ -3,6 +3,7 @@ happen and never in a repr."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,10 +18,13 @@ from timebridge.store import (
     SecretBox,
     Store,
     TogglState,
+    UndecryptableSecret,
     ZoneReading,
     new_key,
 )
+from timebridge.sync.planner import ValueWrite
 from timebridge.sync.runner import RunKind, RunOutcome, RunReport
+from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 EXPIRES = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
@@ -190,3 +194,58 @@ async def test_a_zone_that_is_not_one_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="not a time zone"):
         await store.sync_runs.record(report(user), exist_zone=ZoneReading("Mars/Olympus", NOW))
     assert await store.sync_runs.count(user) == 0
+
+
+async def runnable_user(store: Store, name: str, minutes: int) -> int:
+    """A user with both connections active, a mapping, a ledger row and a snapshot."""
+    user = (await store.accounts.create(f"{name}@example.com")).id
+    await store.toggl_connections.create(user, f"tok-{name}")
+    await store.exist_connections.save(user, ExistTokens(access_token=SecretStr(f"ex-{name}")))
+    await store.mappings.replace(user, [ProjectMapping(1, user, name, "gaming_min")])
+    await store.ledger.record_accepted(user, [ValueWrite("gaming_min", NOW.date(), minutes)])
+    entry = KeptEntry.of(user, user, NOW, NOW + timedelta(minutes=minutes), NOW)
+    snapshot = EntrySnapshot.of([entry], (NOW - timedelta(days=15), NOW + timedelta(days=1)), NOW)
+    await store.ledger.keep_snapshot(user, snapshot)
+    return user
+
+
+async def test_runs_starting_together_share_one_read_and_each_gets_its_own(store: Store) -> None:
+    users = [await runnable_user(store, name, 10 * n) for n, name in enumerate("abcdef", 1)]
+    bare = (await store.accounts.create("bare@example.com")).id
+
+    with transaction_log(store.database) as log:
+        contexts = await asyncio.gather(*(store.sync_context(u) for u in [*users, bare, users[0]]))
+
+    assert len(log.transactions) == 1
+    assert log.writers == []
+    for context, (n, user) in zip(contexts, enumerate(users, 1), strict=False):
+        assert context.account_id == user
+        assert dict(context.mapping) == {user: "gaming_min"}
+        assert context.secrets is not None
+        assert context.secrets.toggl_token.get_secret_value() == f"tok-{'abcdef'[n - 1]}"
+        assert context.state is not None
+        assert context.state.ledger == {("gaming_min", NOW.date()): 10 * n}
+        assert context.state.snapshot is not None
+        assert list(context.state.snapshot.entries) == [user]
+    assert (contexts[6].account_id, contexts[6].secrets, contexts[6].state) == (bare, None, None)
+    # The same user twice: two ledgers, so that one run's changes are not the other's.
+    first, again = contexts[0].state, contexts[7].state
+    assert first is not None and again is not None
+    assert first.ledger == again.ledger and first.ledger is not again.ledger
+
+
+async def test_a_secret_that_cannot_be_decrypted_fails_its_own_run_only(store: Store) -> None:
+    alice = await runnable_user(store, "alice", 10)
+    # Bob's tokens were written under a key this store does not have.
+    stranger = Store(store.database, SecretBox([new_key()]))
+    bob = await runnable_user(stranger, "bob", 20)
+
+    outcomes = await asyncio.gather(
+        store.sync_context(alice), store.sync_context(bob), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[1], UndecryptableSecret)
+    context = outcomes[0]
+    assert not isinstance(context, BaseException)
+    assert context.secrets is not None
+    assert context.secrets.toggl_token.get_secret_value() == "tok-alice"
