@@ -2,7 +2,7 @@
 
     python bench/throughput.py [--users 2000] [--concurrency 64] [--latency-ms 100]
         [--baseline-users 200] [--database-url postgresql+psycopg://...] [--seed 0]
-        [--profile DIR]
+        [--repeat 3] [--profile DIR]
 
 Starts the Toggl and Exist simulators, each in a process of its own (`bench.throughput_simulators`),
 seeded with N users (14 days of about 20 entries each, four mapped projects and one unmapped,
@@ -20,6 +20,8 @@ to the real services; 0 measures pure CPU). Seeds a store with N accounts connec
   engines are measured in warm processes). With real latency it is slow, so it runs on the
   first `--baseline-users` users (users/s is a rate: it does not depend on how many are synced).
 
+Each measured cycle runs `--repeat` times and the table shows the median one (the notes give the
+spread): on a machine of two cores, another process's work moves a single figure a lot.
 The table gives, per engine and cycle: users/s, Toggl and Exist requests per user (from the run
 reports; the simulators' own counts are checked against them), users that got writes, runs that
 did not succeed, and the CPU seconds of the worker and of both simulators (they share the
@@ -320,8 +322,8 @@ def notes(report: Report) -> list[str]:
         tb, naive = report.cycle(TIMEBRIDGE, name), report.cycle(NAIVE, name)
         ratio = tb.users_per_second / naive.users_per_second if naive.seconds else float("inf")
         line = (
-            f"{name}: timebridge {tb.users_per_second:.1f} users/s, "
-            f"naive loop {naive.users_per_second:.1f} users/s ({ratio:.1f}x)"
+            f"{name}: timebridge {tb.users_per_second:.1f} users/s{_spread(tb)}, "
+            f"naive loop {naive.users_per_second:.1f} users/s{_spread(naive)} ({ratio:.1f}x)"
         )
         if name == "changed":
             line += f"; {tb.changed_users} and {naive.changed_users} users changed before it"
@@ -341,6 +343,13 @@ def notes(report: Report) -> list[str]:
         + ", ".join(f"{goal}: {'met' if met else 'MISSED'}" for goal, met in goals)
     )
     return lines
+
+
+def _spread(cycle: CycleFigures) -> str:
+    """ " (median of 3: 431-452)" when the cycle was measured more than once."""
+    if len(cycle.rates) < 2:
+        return ""
+    return f" (median of {len(cycle.rates)}: {min(cycle.rates):.0f}-{max(cycle.rates):.0f})"
 
 
 def print_profiles(directory: Path, top: int = 25) -> None:
@@ -383,10 +392,16 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--change-fraction", type=float, default=0.1, help="users changed before a cycle (0.1)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="measure each cycle this many times and report the median (3)",
+    )
     parser.add_argument("--profile", type=Path, metavar="DIR", help="cProfile Timebridge's cycles")
     args = parser.parse_args(argv)
-    if args.users < 1 or args.concurrency < 1 or args.baseline_users < 1:
-        parser.error("--users, --concurrency and --baseline-users must be at least 1")
+    if args.users < 1 or args.concurrency < 1 or args.baseline_users < 1 or args.repeat < 1:
+        parser.error("--users, --concurrency, --baseline-users and --repeat must be at least 1")
     if not 0 < args.change_fraction <= 1:
         parser.error("--change-fraction must be in (0, 1]")
     return args
@@ -429,7 +444,8 @@ def main(argv: Sequence[str] | None = None) -> Report:
             print(
                 f"every simulated request delayed {args.latency_ms:g} ms; timebridge: embedded "
                 f"scheduler, max_concurrency {args.concurrency}, all {args.users} users; naive "
-                f"loop: one user after another, the first {baseline_users} users",
+                f"loop: one user after another, the first {baseline_users} users; each measured "
+                f"cycle {args.repeat} times, the median shown",
                 flush=True,
             )
             if args.profile is not None:
@@ -446,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
                     toggl_control=toggl.control,
                     exist_control=exist.control,
                     report_warm_up=engine == TIMEBRIDGE,
+                    repeat=args.repeat,
                     profile_dir=(
                         str(args.profile.resolve())
                         if args.profile is not None and engine == TIMEBRIDGE

@@ -6,7 +6,8 @@ Reads what to run from the config file `bench/throughput.py` wrote (`WorkerConfi
 store the benchmark seeded, warms the process up with one full cycle of its users through
 `EmbeddedScheduler` (not measured; for Timebridge it is the table's "first" cycle, which fills
 the ledger and reads every user's zone from Exist), then measures a steady-state cycle and, after
-~10 % of its users changed their Toggl entries, a changed cycle. A measured cycle is
+~10 % of its users changed their Toggl entries, a changed cycle: each `repeat` times (the same
+users changing anew before each changed one), reporting the median. A measured cycle is
 - `timebridge`: `EmbeddedScheduler.run_cycle` with `concurrency` slots over
   `SyncService.sync_user`;
 - `naive`: a plain loop calling `SyncService.sync_user` for one user after the other.
@@ -64,6 +65,8 @@ class WorkerConfig:
     report_warm_up: bool
     #: Profile the measured cycles with cProfile into this directory (slows them down).
     profile_dir: str | None = None
+    #: Each measured cycle runs this many times; the median one is reported.
+    repeat: int = 1
 
 
 @dataclass
@@ -85,6 +88,8 @@ class CycleFigures:
     sim_toggl_requests: int = 0
     sim_exist_requests: int = 0
     sim_cpu_seconds: float = 0.0
+    #: Users/s of every repetition of this cycle, in order (this one is their median).
+    rates: list[float] = field(default_factory=list)
 
     @property
     def users_per_second(self) -> float:
@@ -185,11 +190,20 @@ async def run(config: WorkerConfig) -> WorkerResult:
         first = await _measure(config, "first", scheduled, reports, simulators)
         if config.report_warm_up:
             figures.append(first)
-        figures.append(await _measure(config, "steady", cycle, reports, simulators))
-        changed = simulators.change(changed_indices(config), f"{config.seed}:{config.engine}")
-        after = await _measure(config, "changed", cycle, reports, simulators)
-        after.changed_users = changed
-        figures.append(after)
+        steady = [
+            await _measure(config, "steady", cycle, reports, simulators)
+            for _ in range(config.repeat)
+        ]
+        figures.append(median(steady))
+        changed = []
+        for repetition in range(config.repeat):
+            # The same users each time, with entries changed anew.
+            salt = f"{config.seed}:{config.engine}:{repetition}"
+            users = simulators.change(changed_indices(config), salt)
+            after = await _measure(config, "changed", cycle, reports, simulators)
+            after.changed_users = users
+            changed.append(after)
+        figures.append(median(changed))
     finally:
         simulators.close()
         await pool.aclose()
@@ -235,6 +249,15 @@ async def _measure(
         sim_exist_requests=exist_after - exist_before,
         sim_cpu_seconds=sim_cpu_after - sim_cpu_before,
     )
+
+
+def median(repetitions: Sequence[CycleFigures]) -> CycleFigures:
+    """The repetition with the median rate (the slower middle one of an even count), knowing
+    every repetition's rate."""
+    ranked = sorted(repetitions, key=lambda cycle: cycle.users_per_second)
+    middle = ranked[(len(ranked) - 1) // 2]
+    middle.rates = [cycle.users_per_second for cycle in repetitions]
+    return middle
 
 
 def _outcome(result: RunReport | Skipped | BaseException) -> str:

@@ -20,12 +20,17 @@ SUMMARY = re.compile(
 
 
 def test_throughput_benchmark_runs_and_counts_requests(capsys: pytest.CaptureFixture[str]) -> None:
-    report = main(["--users", "20", "--latency-ms", "0", "--concurrency", "8", "--seed", "3"])
+    report = main(
+        ["--users", "20", "--latency-ms", "0", "--concurrency", "8", "--seed", "3", "--repeat", "2"]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
 
     for engine, users in ((TIMEBRIDGE, 20), (NAIVE, 20)):
         steady = report.cycle(engine, "steady")
         assert steady.users == users
+        # Measured twice; the slower one is the median of two, and both are shown.
+        assert len(steady.rates) == 2
+        assert steady.users_per_second == min(steady.rates)
         assert steady.outcomes == {"succeeded": users}
         assert steady.toggl_requests / steady.users == 1
         assert steady.exist_requests / steady.users == 0
@@ -33,6 +38,7 @@ def test_throughput_benchmark_runs_and_counts_requests(capsys: pytest.CaptureFix
         assert steady.values_written == 0
 
         changed = report.cycle(engine, "changed")
+        assert len(changed.rates) == 2
         assert changed.outcomes == {"succeeded": users}
         assert changed.changed_users == 2, "10 % of 20 users change their entries"
         assert changed.toggl_requests == users
