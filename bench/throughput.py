@@ -349,7 +349,7 @@ def _spread(cycle: CycleFigures) -> str:
     """ " (median of 3: 431-452)" when the cycle was measured more than once."""
     if len(cycle.rates) < 2:
         return ""
-    return f" (median of {len(cycle.rates)}: {min(cycle.rates):.0f}-{max(cycle.rates):.0f})"
+    return f" (median of {len(cycle.rates)}: {min(cycle.rates):.1f}-{max(cycle.rates):.1f})"
 
 
 def print_profiles(directory: Path, top: int = 25) -> None:
