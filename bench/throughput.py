@@ -346,7 +346,7 @@ def notes(report: Report) -> list[str]:
 
 
 def _spread(cycle: CycleFigures) -> str:
-    """ " (median of 3: 431-452)" when the cycle was measured more than once."""
+    """The rates of a repeated cycle, as in `(median of 3: 431.2-452.0)`; nothing for one."""
     if len(cycle.rates) < 2:
         return ""
     return f" (median of {len(cycle.rates)}: {min(cycle.rates):.1f}-{max(cycle.rates):.1f})"
