@@ -100,13 +100,27 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 def _build(http: httpx.Client | httpx.AsyncClient, request: ApiRequest) -> httpx.Request:
-    return http.build_request(
+    """The request, its URL put together as text and parsed once.
+
+    `build_request` parses a URL three times over (path, merge with the base, query), about
+    0.1 ms a request; the clients here set no client-wide query or cookies, so nothing is lost.
+    """
+    path = request.path
+    url = path if path.startswith(_ABSOLUTE) else f"{http.base_url}{path.lstrip('/')}"
+    query = request.query()
+    if query:
+        url += ("&" if "?" in url else "?") + str(httpx.QueryParams(query))
+    return httpx.Request(
         request.method,
-        request.path,
-        params=request.query(),
+        httpx.URL(url),
+        headers=http.headers,
         json=request.json if request.form is None else None,
         data=request.form,
+        extensions={"timeout": http.timeout.as_dict()},
     )
+
+
+_ABSOLUTE = ("http://", "https://")
 
 
 def _result(stop: StopIteration) -> object:
@@ -125,8 +139,13 @@ class _Driver:
         self._errors = errors
         self._policy = policy
         self._on_response = on_response
+        self._closed = False
         #: HTTP requests sent so far, retries included: what a run spends of the API's quota.
         self.requests_sent = 0
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the client is closed")
 
     def _judge(
         self, request: ApiRequest, attempt: int, outcome: httpx.Response | httpx.TransportError
@@ -160,13 +179,28 @@ class AsyncDriver(_Driver):
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        open_http: Callable[[], httpx.AsyncClient],
         errors: ErrorTranslator,
         policy: RetryPolicy,
         on_response: ResponseHook | None = None,
     ) -> None:
         super().__init__(errors, policy, on_response)
-        self.http = http
+        self._open_http = open_http
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client, opened on first use: a run that never calls an API pays nothing
+        for it (opening one costs about 50 µs; most runs never write to Exist)."""
+        if self._http is None:
+            self._check_open()
+            self._http = self._open_http()
+        return self._http
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._http is not None:
+            await self._http.aclose()
 
     async def run(self, operation: Operation[T]) -> T:
         try:
@@ -201,13 +235,27 @@ class SyncDriver(_Driver):
 
     def __init__(
         self,
-        http: httpx.Client,
+        open_http: Callable[[], httpx.Client],
         errors: ErrorTranslator,
         policy: RetryPolicy,
         on_response: ResponseHook | None = None,
     ) -> None:
         super().__init__(errors, policy, on_response)
-        self.http = http
+        self._open_http = open_http
+        self._http: httpx.Client | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client, opened on first use."""
+        if self._http is None:
+            self._check_open()
+            self._http = self._open_http()
+        return self._http
+
+    def close(self) -> None:
+        self._closed = True
+        if self._http is not None:
+            self._http.close()
 
     def run(self, operation: Operation[T]) -> T:
         try:

@@ -10,6 +10,7 @@ invalidates the old pair the moment it issues a new one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Generator, Iterable
@@ -179,20 +180,22 @@ class AsyncExistClient:
         )
         self._on_tokens = on_tokens
         self._refreshing = asyncio.Lock()
-        http = httpx.AsyncClient(
+        self._base_url = _with_slash(base_url)
+        open_http = functools.partial(
+            httpx.AsyncClient,
             transport=transport,
             auth=_BearerAuth(self._credentials),
-            base_url=_with_slash(base_url),
+            base_url=self._base_url,
             timeout=httpx.Timeout(timeout),
             headers=_HEADERS,
             verify=shared_ssl_context(),
         )
         self._driver = AsyncDriver(
-            http, ExistErrors(self._credentials.secrets), retry or RetryPolicy()
+            open_http, ExistErrors(self._credentials.secrets), retry or RetryPolicy()
         )
 
     def __repr__(self) -> str:
-        return f"AsyncExistClient(base_url={str(self._driver.http.base_url)!r})"
+        return f"AsyncExistClient(base_url={self._base_url!r})"
 
     @property
     def tokens(self) -> ExistTokens | None:
@@ -205,7 +208,7 @@ class AsyncExistClient:
         return self._driver.requests_sent
 
     async def aclose(self) -> None:
-        await self._driver.http.aclose()
+        await self._driver.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -431,20 +434,22 @@ class ExistClient:
         )
         self._on_tokens = on_tokens
         self._refreshing = threading.Lock()
-        http = httpx.Client(
+        self._base_url = _with_slash(base_url)
+        open_http = functools.partial(
+            httpx.Client,
             transport=transport,
             auth=_BearerAuth(self._credentials),
-            base_url=_with_slash(base_url),
+            base_url=self._base_url,
             timeout=httpx.Timeout(timeout),
             headers=_HEADERS,
             verify=shared_ssl_context(),
         )
         self._driver = SyncDriver(
-            http, ExistErrors(self._credentials.secrets), retry or RetryPolicy()
+            open_http, ExistErrors(self._credentials.secrets), retry or RetryPolicy()
         )
 
     def __repr__(self) -> str:
-        return f"ExistClient(base_url={str(self._driver.http.base_url)!r})"
+        return f"ExistClient(base_url={self._base_url!r})"
 
     @property
     def tokens(self) -> ExistTokens | None:
@@ -456,7 +461,7 @@ class ExistClient:
         return self._driver.requests_sent
 
     def close(self) -> None:
-        self._driver.http.close()
+        self._driver.close()
 
     def __enter__(self) -> Self:
         return self

@@ -6,11 +6,13 @@ retries according to a `RetryPolicy` and raises the exceptions of `timebridge.to
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self, TypedDict, TypeVar
 
 import httpx
 
@@ -91,12 +93,20 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
+class _ClientOptions(TypedDict):
+    auth: httpx.Auth
+    base_url: str
+    timeout: httpx.Timeout
+    headers: dict[str, str]
+    verify: ssl.SSLContext
+
+
 def _client_options(
     api_token: str | None,
     auth: httpx.Auth | None,
     base_url: str,
     timeout: float,
-) -> dict[str, object]:
+) -> _ClientOptions:
     if auth is None:
         if api_token is None:
             raise ValueError("give either api_token or auth")
@@ -133,14 +143,17 @@ class AsyncTogglClient:
     ) -> None:
         self._clock = clock or SystemClock()
         self._quota = _QuotaTracker(self._clock)
-        http = httpx.AsyncClient(
-            transport=transport,
-            **_client_options(api_token, auth, base_url, timeout),  # type: ignore[arg-type]
+        options = _client_options(api_token, auth, base_url, timeout)
+        self._base_url = options["base_url"]
+        self._driver = AsyncDriver(
+            functools.partial(httpx.AsyncClient, transport=transport, **options),
+            TogglErrors(),
+            retry or RetryPolicy(),
+            self._quota.observe,
         )
-        self._driver = AsyncDriver(http, TogglErrors(), retry or RetryPolicy(), self._quota.observe)
 
     def __repr__(self) -> str:
-        return f"AsyncTogglClient(base_url={str(self._driver.http.base_url)!r})"
+        return f"AsyncTogglClient(base_url={self._base_url!r})"
 
     @property
     def quota(self) -> QuotaSnapshot | None:
@@ -153,7 +166,7 @@ class AsyncTogglClient:
         return self._driver.requests_sent
 
     async def aclose(self) -> None:
-        await self._driver.http.aclose()
+        await self._driver.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -349,14 +362,17 @@ class TogglClient:
     ) -> None:
         self._clock = clock or SystemClock()
         self._quota = _QuotaTracker(self._clock)
-        http = httpx.Client(
-            transport=transport,
-            **_client_options(api_token, auth, base_url, timeout),  # type: ignore[arg-type]
+        options = _client_options(api_token, auth, base_url, timeout)
+        self._base_url = options["base_url"]
+        self._driver = SyncDriver(
+            functools.partial(httpx.Client, transport=transport, **options),
+            TogglErrors(),
+            retry or RetryPolicy(),
+            self._quota.observe,
         )
-        self._driver = SyncDriver(http, TogglErrors(), retry or RetryPolicy(), self._quota.observe)
 
     def __repr__(self) -> str:
-        return f"TogglClient(base_url={str(self._driver.http.base_url)!r})"
+        return f"TogglClient(base_url={self._base_url!r})"
 
     @property
     def quota(self) -> QuotaSnapshot | None:
@@ -369,7 +385,7 @@ class TogglClient:
         return self._driver.requests_sent
 
     def close(self) -> None:
-        self._driver.http.close()
+        self._driver.close()
 
     def __enter__(self) -> Self:
         return self
