@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 import httpx
 
@@ -23,6 +23,7 @@ from timebridge.errors import UpstreamError
 from timebridge.retry import RetryPolicy
 
 T = TypeVar("T")
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 
 ParamValue = str | int | float | bool | None
 
@@ -127,25 +128,35 @@ def _result(stop: StopIteration) -> object:
     return stop.value
 
 
-class _Driver:
-    """What both drivers share: judging each attempt's outcome against the retry policy."""
+class _Driver(Generic[HttpT]):
+    """What both drivers share: their HTTP client, opened on first use, and judging each
+    attempt's outcome against the retry policy."""
 
     def __init__(
         self,
+        open_http: Callable[[], HttpT],
         errors: ErrorTranslator,
         policy: RetryPolicy,
-        on_response: ResponseHook | None,
+        on_response: ResponseHook | None = None,
     ) -> None:
+        self._open_http: Callable[[], HttpT] = open_http
+        self._http: HttpT | None = None
+        self._closed = False
         self._errors = errors
         self._policy = policy
         self._on_response = on_response
-        self._closed = False
         #: HTTP requests sent so far, retries included: what a run spends of the API's quota.
         self.requests_sent = 0
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the client is closed")
+    @property
+    def http(self) -> HttpT:
+        """The HTTP client, opened on first use: a run that never calls an API pays nothing
+        for it (opening one costs about 50 µs; most runs never write to Exist)."""
+        if self._http is None:
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            self._http = self._open_http()
+        return self._http
 
     def _judge(
         self, request: ApiRequest, attempt: int, outcome: httpx.Response | httpx.TransportError
@@ -174,28 +185,8 @@ class _Driver:
         return delay
 
 
-class AsyncDriver(_Driver):
+class AsyncDriver(_Driver[httpx.AsyncClient]):
     """Runs operations over an `httpx.AsyncClient`, with retries."""
-
-    def __init__(
-        self,
-        open_http: Callable[[], httpx.AsyncClient],
-        errors: ErrorTranslator,
-        policy: RetryPolicy,
-        on_response: ResponseHook | None = None,
-    ) -> None:
-        super().__init__(errors, policy, on_response)
-        self._open_http = open_http
-        self._http: httpx.AsyncClient | None = None
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        """The HTTP client, opened on first use: a run that never calls an API pays nothing
-        for it (opening one costs about 50 µs; most runs never write to Exist)."""
-        if self._http is None:
-            self._check_open()
-            self._http = self._open_http()
-        return self._http
 
     async def aclose(self) -> None:
         self._closed = True
@@ -230,27 +221,8 @@ class AsyncDriver(_Driver):
             await asyncio.sleep(verdict)
 
 
-class SyncDriver(_Driver):
+class SyncDriver(_Driver[httpx.Client]):
     """Runs operations over an `httpx.Client`, with retries."""
-
-    def __init__(
-        self,
-        open_http: Callable[[], httpx.Client],
-        errors: ErrorTranslator,
-        policy: RetryPolicy,
-        on_response: ResponseHook | None = None,
-    ) -> None:
-        super().__init__(errors, policy, on_response)
-        self._open_http = open_http
-        self._http: httpx.Client | None = None
-
-    @property
-    def http(self) -> httpx.Client:
-        """The HTTP client, opened on first use."""
-        if self._http is None:
-            self._check_open()
-            self._http = self._open_http()
-        return self._http
 
     def close(self) -> None:
         self._closed = True
