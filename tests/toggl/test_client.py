@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,7 @@ from timebridge.toggl import (
     TimeEntryCreate,
     TimeEntryUpdate,
     TogglClient,
+    TogglError,
 )
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -92,7 +95,10 @@ def test_time_entry_lifecycle_create_get_update_stop_delete(
     )
     assert started.is_running
     assert started.stop is None
-    assert toggl.current_time_entry() == started
+    # The create answer echoes duration -1, reads show minus the start's Unix time: both run.
+    current = toggl.current_time_entry()
+    assert current is not None and current.id == started.id and current.is_running
+    assert current.elapsed_seconds(clock.now()) == started.elapsed_seconds(clock.now()) == 1800
     assert toggl.time_entry(started.id).project_id == project.id
 
     clock.advance(60)
@@ -210,6 +216,7 @@ def test_window_fetch_of_a_light_user_is_one_request(
     ("call", "message"),
     [
         (lambda c: c.time_entries(start_date=date(2026, 3, 1)), "together"),
+        (lambda c: c.time_entries(since=NOW, before=NOW), "since and before"),
         (lambda c: c.time_entries(since=NOW - timedelta(days=91)), "90 days"),
         (lambda c: c.time_entries(before=datetime(2026, 3, 1)), "timezone-aware"),
         (lambda c: c.time_entries_between(datetime(2026, 3, 1), NOW), "timezone-aware"),
@@ -304,12 +311,67 @@ def test_client_crud_archive_and_restore(
 def test_tag_crud(toggl: TogglClient, toggl_user: SimUser) -> None:
     wid = toggl_user.default_workspace_id
     tag = toggl.create_tag(wid, "billable-later")
+    assert tag.name == "billable-later"
     assert [t.name for t in toggl.tags(wid)] == ["billable-later"]
-    assert toggl.update_tag(wid, tag.id, "later").name == "later"
+    renamed = toggl.update_tag(wid, tag.id, "later")
+    assert (renamed.id, renamed.name) == (tag.id, "later")
     with pytest.raises(InvalidRequest, match="already exists"):
         toggl.create_tag(wid, "LATER")
     toggl.delete_tag(wid, tag.id)
     assert toggl.tags(wid) == []
+
+
+def tag_json(tag_id: int, name: str, wid: int) -> dict[str, object]:
+    return {"id": tag_id, "workspace_id": wid, "name": name, "at": "2026-03-10T12:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(lambda wid: tag_json(7, "focus", wid), id="a tag object"),
+        pytest.param(lambda wid: [tag_json(7, "focus", wid)], id="an array of that tag"),
+        pytest.param(
+            lambda wid: [tag_json(3, "admin", wid), tag_json(7, "Focus", wid)],
+            id="an array of every tag",
+        ),
+    ],
+)
+def test_a_created_tag_is_read_from_any_answer_toggl_gives(
+    toggl: TogglClient, toggl_sim: TogglSimulator, toggl_user: SimUser, answer: Any
+) -> None:
+    wid = toggl_user.default_workspace_id
+    body = json.dumps(answer(wid))
+    toggl_sim.faults.add(method="POST", path="*/tags", status=200, body=body, times=1)
+    tag = toggl.create_tag(wid, "focus")
+    assert (tag.id, tag.name.lower()) == (7, "focus")
+
+
+def test_a_renamed_tag_is_found_by_its_id_in_an_array(
+    toggl: TogglClient, toggl_sim: TogglSimulator, toggl_user: SimUser
+) -> None:
+    # Even if Toggl answers every tag and spells the new name its own way.
+    wid = toggl_user.default_workspace_id
+    body = json.dumps([tag_json(3, "admin", wid), tag_json(7, "deep  work", wid)])
+    toggl_sim.faults.add(method="PUT", path="*/tags/7", status=200, body=body, times=1)
+    assert toggl.update_tag(wid, 7, "deep work").id == 7
+
+
+def test_an_ambiguous_tag_answer_is_an_error_not_a_guess(
+    toggl: TogglClient, toggl_sim: TogglSimulator, toggl_user: SimUser
+) -> None:
+    wid = toggl_user.default_workspace_id
+    body = json.dumps([tag_json(3, "admin", wid), tag_json(4, "home", wid)])
+    toggl_sim.faults.add(method="POST", path="*/tags", status=200, body=body, times=1)
+    with pytest.raises(TogglError, match="cannot tell which"):
+        toggl.create_tag(wid, "focus")
+
+
+def test_a_null_list_of_entries_is_an_empty_list(
+    toggl: TogglClient, toggl_sim: TogglSimulator
+) -> None:
+    toggl_sim.faults.add(path="/api/v9/me/time_entries", status=200, body="null", times=2)
+    assert toggl.time_entries() == []
+    assert toggl.time_entries_between(NOW - timedelta(days=1), NOW) == []
 
 
 # --- the async client -----------------------------------------------------------------------------

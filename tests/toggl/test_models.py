@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -88,3 +88,49 @@ def test_projects_read_and_write_their_legacy_names_too() -> None:
     wire = project.wire()
     assert (wire["wid"], wire["cid"], wire["workspace_id"], wire["client_id"]) == (2, 7, 2, 7)
     assert Project.legacy_names == {"workspace_id": "wid", "client_id": "cid"}
+
+
+# Each shape Toggl has been recorded sending for one entry (reference/toggl.md §3); the values
+# here are made up.
+LISTED = {
+    "id": 11, "workspace_id": 2, "project_id": None, "task_id": None, "billable": False,
+    "start": "2026-03-09T08:00:00+00:00", "stop": "2026-03-09T08:30:00+00:00", "duration": 1800,
+    "description": None, "tags": [], "tag_ids": [], "duronly": True,
+    "at": "2026-03-09T08:30:02.123456Z", "server_deleted_at": None, "user_id": 5, "uid": 5,
+    "wid": 2,
+}  # fmt: skip
+CREATED_RUNNING = LISTED | {
+    "start": "2026-03-09T08:00:00Z", "stop": None, "duration": -1, "tags": None, "tag_ids": None,
+}  # fmt: skip
+LISTED_RUNNING = LISTED | {"stop": None, "duration": -1773043200}
+CREATED_WITHOUT_DURATION = CREATED_RUNNING | {"duration": 0}
+LISTED_WITHOUT_DURATION = LISTED | {"stop": "2026-03-09T08:00:00+00:00", "duration": 0}
+WITH_PROJECT = LISTED | {"project_id": 9, "pid": 9}
+START = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+LATER = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
+
+
+def test_a_listed_entry_without_pid_or_tid_has_no_project_or_task() -> None:
+    parsed = both_ways(LISTED)
+    assert (parsed.project_id, parsed.task_id, parsed.workspace_id) == (None, None, 2)
+    assert parsed.start == START and parsed.start.utcoffset() == timedelta(0)
+    assert parsed.elapsed_seconds(LATER) == 1800
+    assert both_ways(WITH_PROJECT).project_id == 9
+    assert both_ways({k: v for k, v in LISTED.items() if k != "project_id"}).project_id is None
+
+
+def test_a_running_entry_counts_to_now_whether_it_says_minus_one_or_minus_its_start() -> None:
+    created, listed = both_ways(CREATED_RUNNING), both_ways(LISTED_RUNNING)
+    assert created.is_running and listed.is_running
+    assert created.tags is None
+    for entry in (created, listed):
+        assert entry.elapsed_seconds(LATER) == 3600
+        assert entry.end(LATER) == LATER
+
+
+def test_an_entry_created_without_a_duration_lasts_nothing_stop_or_not() -> None:
+    for shape in (CREATED_WITHOUT_DURATION, LISTED_WITHOUT_DURATION):
+        entry = both_ways(shape)
+        assert not entry.is_running
+        assert entry.elapsed_seconds(LATER) == 0
+        assert entry.end(LATER) == START

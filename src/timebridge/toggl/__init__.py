@@ -10,11 +10,13 @@ from timebridge.toggl.client import (
 )
 from timebridge.toggl.errors import (
     AuthenticationError,
+    CredentialsMissing,
     InvalidRequest,
     NotFound,
     QuotaExceeded,
     RateLimited,
     ServerError,
+    StartDateTooEarly,
     TogglError,
     TransportError,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "Client",
     "ClientCreate",
     "ClientUpdate",
+    "CredentialsMissing",
     "InvalidRequest",
     "Me",
     "NotFound",
@@ -55,6 +58,7 @@ __all__ = [
     "QuotaSnapshot",
     "RateLimited",
     "ServerError",
+    "StartDateTooEarly",
     "Tag",
     "TimeEntry",
     "TimeEntryCreate",

@@ -45,7 +45,8 @@ TIME_ENTRIES_CAP = 1000
 SINCE_MAX_AGE = timedelta(days=90)
 PROJECTS_MAX_PER_PAGE = 200
 
-_TIME_ENTRIES = TypeAdapter(list[TimeEntry])
+# Toggl answers `null` rather than `[]` for some empty lists.
+_TIME_ENTRIES = TypeAdapter(list[TimeEntry] | None)
 _MAYBE_TIME_ENTRY = TypeAdapter(TimeEntry | None)
 
 
@@ -54,9 +55,30 @@ def _one(model: type[M], response: httpx.Response) -> M:
 
 
 def _many(model: type[M], response: httpx.Response) -> list[M]:
-    # Toggl answers `null` rather than `[]` for some empty lists.
     payload = response.json()
     return [model.model_validate(item) for item in payload or []]
+
+
+def _entries(response: httpx.Response) -> list[TimeEntry]:
+    return _TIME_ENTRIES.validate_json(response.content or b"null") or []
+
+
+def _tag(response: httpx.Response, name: str, tag_id: int | None = None) -> Tag:
+    """The tag a create or rename answered with.
+
+    Toggl's swagger says both answer an array of tags; a single tag object is read too. From an
+    array, the tag with `tag_id` (a rename) or named `name` is taken, or its only tag.
+    """
+    payload = response.json()
+    if isinstance(payload, dict):
+        return Tag.model_validate(payload)
+    tags = [Tag.model_validate(item) for item in payload or []]
+    chosen = [tag for tag in tags if tag.id == tag_id] or [
+        tag for tag in tags if tag.name.casefold() == name.casefold()
+    ]
+    if len(chosen) == 1 or (not chosen and len(tags) == 1):
+        return (chosen or tags)[0]
+    raise TogglError(f"Toggl answered {len(tags)} tags for the tag {name!r}; cannot tell which")
 
 
 def _require_aware(name: str, value: datetime) -> None:
@@ -128,9 +150,14 @@ def time_entries(
     start_date: date | datetime | None = None,
     end_date: date | datetime | None = None,
 ) -> Operation[list[TimeEntry]]:
-    """`GET /me/time_entries`. With `since`, entries deleted since then come back too."""
+    """`GET /me/time_entries`. With `since`, entries deleted since then come back too.
+
+    `since` and `before` cannot be combined (Toggl answers 400 to that).
+    """
     if (start_date is None) != (end_date is None):
         raise ValueError("start_date and end_date must be given together")
+    if since is not None and before is not None:
+        raise ValueError("since and before cannot be given together (Toggl refuses both)")
     params: dict[str, ParamValue] = {
         "before": _date_param("before", before),
         "start_date": _date_param("start_date", start_date),
@@ -149,7 +176,7 @@ def time_entries(
             )
         params["since"] = int(since_instant.timestamp())
     response = yield ApiRequest("GET", "me/time_entries", params)
-    return _TIME_ENTRIES.validate_json(response.content or b"[]")
+    return _entries(response)
 
 
 def time_entries_between(
@@ -178,7 +205,7 @@ def time_entries_between(
             "me/time_entries",
             {"start_date": rfc3339(range_start), "end_date": rfc3339(range_end)},
         )
-        entries = _TIME_ENTRIES.validate_json(response.content or b"[]")
+        entries = _entries(response)
         if len(entries) >= cap:
             seconds = (range_end - range_start).total_seconds()
             if seconds <= 1:
@@ -385,14 +412,14 @@ def tags(workspace_id: int) -> Operation[list[Tag]]:
 def create_tag(workspace_id: int, tag: TagChange) -> Operation[Tag]:
     body = {"workspace_id": workspace_id, **tag.body()}
     response = yield ApiRequest("POST", f"{_ws(workspace_id)}/tags", json=body)
-    return _one(Tag, response)
+    return _tag(response, tag.name)
 
 
 def update_tag(workspace_id: int, tag_id: int, tag: TagChange) -> Operation[Tag]:
     response = yield ApiRequest(
         "PUT", f"{_ws(workspace_id)}/tags/{_positive_id('tag_id', tag_id)}", json=tag.body()
     )
-    return _one(Tag, response)
+    return _tag(response, tag.name, tag_id)
 
 
 def delete_tag(workspace_id: int, tag_id: int) -> Operation[None]:

@@ -147,7 +147,7 @@ class AsyncTogglClient:
         self._base_url = options["base_url"]
         self._driver = AsyncDriver(
             functools.partial(httpx.AsyncClient, transport=transport, **options),
-            TogglErrors(),
+            TogglErrors(self._clock),
             retry or RetryPolicy(),
             self._quota.observe,
         )
@@ -366,7 +366,7 @@ class TogglClient:
         self._base_url = options["base_url"]
         self._driver = SyncDriver(
             functools.partial(httpx.Client, transport=transport, **options),
-            TogglErrors(),
+            TogglErrors(self._clock),
             retry or RetryPolicy(),
             self._quota.observe,
         )

@@ -1,18 +1,30 @@
 """Exceptions of the Toggl Track client, grouped by what the caller can do about them.
 
 `error_for_response` and `error_for_transport` are the only places that map HTTP outcomes to
-these classes.
+these classes. Toggl's error bodies are JSON strings (reference/toggl.md §3), sometimes empty
+(a 401); the client reads any body it may meet: a JSON string, a JSON object with a message
+(as a gateway sends), plain text, or nothing at all.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from datetime import UTC, date, datetime, timedelta
+
 import httpx
 
+from timebridge.clock import Clock, SystemClock
 from timebridge.errors import UpstreamError, header_seconds, transport_retry_reason
 from timebridge.retry import RetryReason
 
 QUOTA_REMAINING_HEADER = "X-Toggl-Quota-Remaining"
 QUOTA_RESETS_IN_HEADER = "X-Toggl-Quota-Resets-In"
+#: Toggl's mark on a 401 that carried no credentials at all (recorded, reference/toggl.md §3).
+AUTHORIZATION_MISSING_HEADER = "X-Authorization-Missing"
+
+_START_DATE_FLOOR = re.compile(r"start_date must not be earlier than\s+(\d{4}-\d{2}-\d{2})?")
 
 
 class TogglError(UpstreamError):
@@ -23,13 +35,59 @@ class AuthenticationError(TogglError):
     """401/403: the API token is wrong, revoked, or lacks access to the resource."""
 
 
-class QuotaExceeded(TogglError):
-    """402: the hourly request quota is spent. Never retried; wait `resets_in` seconds."""
+class CredentialsMissing(TogglError):
+    """401 marked `X-Authorization-Missing`: the request reached Toggl without credentials.
 
-    def __init__(self, message: str, *, status_code: int = 402, resets_in: float | None) -> None:
-        super().__init__(message, status_code=status_code)
-        #: Seconds until the quota window frees a request, from X-Toggl-Quota-Resets-In.
+    Not an `AuthenticationError`: nothing is known about the token, which was never sent (a
+    misconfigured auth or proxy dropped it), so it is no reason to think the token revoked.
+    """
+
+
+class QuotaExceeded(TogglError):
+    """402: the hourly request quota is spent. Never retried; wait `resets_in` seconds.
+
+    Toggl's 402 body is not a reliable explanation (it has been seen talking about "Premium
+    functionality" on Premium workspaces), so the message is always ours: "hourly API quota
+    used up, resets at HH:MM UTC", the time being the client's clock plus
+    X-Toggl-Quota-Resets-In, rounded up to the minute and given in UTC (a message may be stored
+    and shown to someone in another zone); "resets within the hour" without that header. What
+    Toggl said is kept in `toggl_message`, for logs.
+    """
+
+    def __init__(
+        self,
+        *,
+        resets_in: float | None,
+        now: datetime,
+        status_code: int = 402,
+        toggl_message: str = "",
+    ) -> None:
+        #: Seconds until the quota window ends, from X-Toggl-Quota-Resets-In.
         self.resets_in = resets_in
+        #: When the quota comes back (aware), if Toggl said.
+        self.resets_at = _after(now, resets_in)
+        #: The body of Toggl's answer, as it was.
+        self.toggl_message = toggl_message
+        super().__init__(quota_message(self.resets_at), status_code=status_code)
+
+
+def _after(now: datetime, seconds: float | None) -> datetime | None:
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
+def quota_message(resets_at: datetime | None) -> str:
+    """What every message about a spent Toggl quota says."""
+    if resets_at is None:
+        return "hourly API quota used up, resets within the hour"
+    instant = resets_at.astimezone(UTC)
+    if instant.second or instant.microsecond:
+        instant = instant.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return f"hourly API quota used up, resets at {instant:%H:%M} UTC"
 
 
 class RateLimited(TogglError):
@@ -46,6 +104,16 @@ class InvalidRequest(TogglError):
     """400 and other 4xx: Toggl refused the request; `message` is Toggl's own explanation."""
 
 
+class StartDateTooEarly(InvalidRequest):
+    """400 "start_date must not be earlier than <date>": the range reaches back further than
+    this account may (Toggl's floor depends on the account; about three months)."""
+
+    def __init__(self, message: str, *, earliest: date | None, status_code: int = 400) -> None:
+        super().__init__(message, status_code=status_code)
+        #: The earliest `start_date` Toggl accepts, as its message names it (None if it did not).
+        self.earliest = earliest
+
+
 class ServerError(TogglError):
     """5xx: Toggl failed. Retried for requests that are safe to repeat."""
 
@@ -60,29 +128,85 @@ class TransportError(TogglError):
         self.retry_reason = reason
 
 
-def _message(response: httpx.Response) -> str:
-    """Toggl's error bodies are plain text or a JSON string; keep them short and single-line."""
+def _said(parsed: object) -> str | None:
+    """The message in a parsed JSON body: the string itself, or an object's message."""
+    if isinstance(parsed, str):
+        return parsed
+    if isinstance(parsed, dict):
+        for key in ("message", "error", "detail"):
+            value = parsed.get(key)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, dict):
+                inner = _said(value)
+                if inner is not None:
+                    return inner
+    return None
+
+
+def toggl_message(response: httpx.Response) -> str:
+    """Toggl's explanation in a response, short and on one line; "" when there is none.
+
+    An HTML page (a proxy's error page) says nothing worth repeating and counts as none.
+    """
     text = response.text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    text = " ".join(text.split())
-    if not text:
-        text = response.reason_phrase or f"HTTP {response.status_code}"
-    return text[:300]
+    if not text or _is_html(response, text):
+        return ""
+    try:
+        said = _said(json.loads(text))
+    except ValueError:
+        said = None
+    return " ".join((said if said is not None else text).split())[:300]
 
 
-def error_for_response(response: httpx.Response) -> TogglError | None:
-    """The exception a Toggl response stands for, or None if it is a success."""
+def _is_html(response: httpx.Response, text: str) -> bool:
+    if response.headers.get("content-type", "").startswith("text/html"):
+        return True
+    return text[:15].lower().startswith(("<!doctype html", "<html"))
+
+
+def _status_words(response: httpx.Response) -> str:
+    reason = response.reason_phrase
+    return f"{response.status_code} {reason}" if reason else f"HTTP {response.status_code}"
+
+
+def _earliest(message: str) -> date | None:
+    match = _START_DATE_FLOOR.search(message)
+    if match is None or match[1] is None:
+        return None
+    try:
+        return date.fromisoformat(match[1])
+    except ValueError:
+        return None
+
+
+def error_for_response(
+    response: httpx.Response, *, clock: Clock | None = None
+) -> TogglError | None:
+    """The exception a Toggl response stands for, or None if it is a success.
+
+    `clock` (the client's; the system clock if None) dates a quota's reset.
+    """
     status = response.status_code
     if status < 400:
         return None
-    message = _message(response)
+    said = toggl_message(response)
+    message = said or _status_words(response)
+    if status == 401 and response.headers.get(AUTHORIZATION_MISSING_HEADER, "").lower() == "true":
+        return CredentialsMissing(
+            "no credentials reached Toggl Track (401, X-Authorization-Missing)", status_code=status
+        )
     if status in (401, 403):
         return AuthenticationError(message, status_code=status)
     if status == 402:
         resets_in = header_seconds(response.headers.get(QUOTA_RESETS_IN_HEADER))
+        if resets_in is not None and not math.isfinite(resets_in):
+            resets_in = None
         return QuotaExceeded(
-            f"hourly API quota exhausted ({message})", status_code=status, resets_in=resets_in
+            resets_in=resets_in,
+            now=(clock or SystemClock()).now(),
+            status_code=status,
+            toggl_message=said,
         )
     if status == 404:
         return NotFound(message, status_code=status)
@@ -94,6 +218,8 @@ def error_for_response(response: httpx.Response) -> TogglError | None:
         )
     if status >= 500:
         return ServerError(message, status_code=status)
+    if _START_DATE_FLOOR.search(said):
+        return StartDateTooEarly(message, earliest=_earliest(said), status_code=status)
     return InvalidRequest(message, status_code=status)
 
 
@@ -105,12 +231,15 @@ def error_for_transport(error: httpx.TransportError) -> TogglError:
 
 
 class TogglErrors:
-    """The `ErrorTranslator` for Toggl Track."""
+    """The `ErrorTranslator` for Toggl Track; `clock` dates quota resets (the system's if None)."""
 
     service = "toggl"
 
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock
+
     def for_response(self, response: httpx.Response) -> TogglError | None:
-        return error_for_response(response)
+        return error_for_response(response, clock=self._clock)
 
     def for_transport(self, error: httpx.TransportError) -> TogglError:
         return error_for_transport(error)

@@ -4,8 +4,9 @@ Models use Toggl's current field names (`workspace_id`, `project_id`, ...) and a
 short names (`wid`, `pid`, `tid`, `uid`) that the API still sends beside them: the current name
 is read when present, the legacy one otherwise. The aliases are resolved by pydantic's validator
 itself, in Rust: a sync validates every entry of its window on every run, so nothing per entry
-runs in Python. `wire()` renders a model exactly as Toggl puts it on the wire (legacy names
-included, secrets in clear); it exists for the simulator, never for display.
+runs in Python. `wire()` renders a model with every name Toggl uses (legacy names included,
+secrets in clear); it exists for the simulator, never for display. Toggl sends a time entry in
+several shapes (see `TimeEntry`), which the simulator writes itself (`fakes/toggl/wire.py`).
 """
 
 from __future__ import annotations
@@ -113,7 +114,14 @@ class WorkspaceUser(TogglModel):
 
 
 class TimeEntry(TogglModel):
-    """A time entry: running while `duration` < 0, deleted once `server_deleted_at` is set."""
+    """A time entry: running while `duration` < 0, deleted once `server_deleted_at` is set.
+
+    Every shape Toggl has been recorded sending reads the same (reference/toggl.md §3): instants
+    with `Z` or `+00:00`; `pid`/`project_id` and `tid`/`task_id` absent or null (no project, no
+    task); a running entry's duration as `-1` (a create's answer) or minus its start's Unix time
+    (lists); an entry created without a duration as `duration: 0` with `stop` null or equal to
+    `start`; `tags`/`tag_ids` null or `[]`.
+    """
 
     id: int
     workspace_id: int = Field(validation_alias=_or_legacy("workspace_id", "wid"))
