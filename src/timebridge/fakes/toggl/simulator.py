@@ -1,22 +1,44 @@
 """`TogglSimulator`: the Toggl Track v9 API as a real ASGI application.
 
-What it reproduces, from `shared/reference/toggl.md`:
-- HTTP Basic auth with `<token>:api_token` (or email:password); bad credentials get 403 with a
-  plain-text body.
-- Bare JSON arrays, legacy field names beside current ones, `api_token` in `/me` and workspaces.
-- `/me/time_entries`: `since` returns entries modified since then *including deleted ones*
-  (with `server_deleted_at`) and refuses a `since` older than 90 days; `start_date`/`end_date`
-  filter on start, must come together and need seconds in RFC3339; every answer is capped at
-  ~1000 entries, newest first, with no paging; running entries carry a negative duration.
-- Create requires `created_with` and a `workspace_id` matching the path; update changes only the
-  fields sent and bumps `at`; stop; delete (afterwards visible to `since` as deleted).
+What it reproduces, and where each behaviour comes from (sections of
+`shared/reference/toggl.md`; "recorded" means the real traffic §3 records, "swagger" Toggl's
+published v9 swagger):
+- Auth (§1, recorded): HTTP Basic with `<token>:api_token` (or email:password). A request with
+  no `Authorization` header gets 401 with an empty body and `X-Authorization-Missing: true`;
+  wrong credentials get 403.
+- Answers (recorded): `application/json; charset=utf-8`, errors included, whose body is a JSON
+  string. Bare JSON arrays, legacy field names beside current ones, `api_token` in `/me` and
+  workspaces. Time entries are shaped as `wire.py` describes (list answers with `+00:00`, `pid`
+  only with a project, no `tid`; a running entry's create answer echoes `duration: -1`).
+- `/me/time_entries` (§2, §3): `since` returns entries modified since then *including deleted
+  ones* (with `server_deleted_at`) and refuses a `since` older than 90 days; `since` together
+  with `before` is a 400 "'since' and 'before' can not be present simultaneously" (recorded);
+  `start_date`/`end_date` filter on start, must come together, need seconds in RFC3339, and
+  `start_date` may not reach back past the account's floor: 400 "start_date must not be earlier
+  than YYYY-MM-DD" (two public clients parse that message; the floor is per account,
+  `SimUser.history_days`, 90 days by default); every answer is capped at ~1000 entries, newest
+  first, with no paging; running entries carry minus their start's Unix time as duration.
+- Create (§4, recorded) requires `created_with` and a `workspace_id` matching the path; without
+  `duration` (and `stop`) it makes an entry of no length and answers `duration: 0, stop: null`.
+  Update changes only the fields sent and bumps `at`; stop; delete (afterwards visible to
+  `since` as deleted).
 - Projects paging (`per_page` default 151, max 200) and `active=true|false|both`; clients'
-  `status` filter, archive and restore; tags.
-- Quotas: a sliding 60-minute window per user: user-scoped requests 30/h on every plan,
-  workspace-scoped requests 30/240/600 per hour by the workspace's plan, counted per
-  organization. Over it: 402 with the plain-text "premium" message seen in the wild.
-  `X-Toggl-Quota-Remaining` and `X-Toggl-Quota-Resets-In` on every authenticated answer.
+  `status` filter, archive and restore; tags, whose create and update answer an array of tags
+  (swagger).
+- Quotas (§3): per user, user-scoped requests 30/h on every plan and workspace-scoped requests
+  30/240/600 per hour by the workspace's plan, counted per organization. A budget's hour starts
+  with its first request and the whole budget is back 60 minutes later (Toggl's help: "The count
+  begins when the initial request is made … After 60 minutes, the count resets"), not a rolling
+  window. Over it: 402 with `QUOTA_MESSAGE`, a neutral text: Toggl's real 402 body is not known.
+  `X-Toggl-Quota-Remaining` and `X-Toggl-Quota-Resets-In` (seconds to the window's end) on every
+  authenticated answer.
 - An optional leaky bucket (about 1 request/second) answering 429 with `Retry-After`.
+
+The admin API under `/_admin` (no auth, no quota, no faults) seeds and inspects it from another
+process: `POST /users` (fields of `TogglWorld.add_user`, `history_days` included),
+`POST /users/{id}/revoke`, `POST /projects`, `POST|GET /time_entries`, `POST|DELETE /faults`,
+`POST /clock` (`{"advance": seconds}` or `{"now": iso}`, fake clock only), `GET|DELETE /requests`
+and `DELETE /quotas`, which closes every quota window so every budget is whole again.
 
 Where the reference is a guess, the choice made here is marked "[guess]" below.
 """
@@ -37,12 +59,13 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from timebridge.clock import Clock, FakeClock, SystemClock
 from timebridge.fakes.faults import Fault, FaultInjector, FaultPlan
-from timebridge.fakes.quota import LeakyBucket, QuotaState, SlidingWindowQuota
+from timebridge.fakes.quota import FixedWindowQuota, LeakyBucket, QuotaState
+from timebridge.fakes.toggl import wire
 from timebridge.fakes.toggl.state import (
     USER_QUOTA,
     Plan,
@@ -52,8 +75,12 @@ from timebridge.fakes.toggl.state import (
 )
 from timebridge.toggl.models import Quota, TimeEntry
 
-#: The body Toggl sends with a 402 once an hourly quota is spent (seen in the wild).
-QUOTA_MESSAGE = "Request tried to utilized Premium functionality on workspace which is not Premium!"
+#: The text of the simulator's 402 (sent as a JSON string). [guess] Toggl's own 402 body is not
+#: known (the "Premium functionality" sentence quoted about it is another client's message), so
+#: this one says nothing a client could come to rely on.
+QUOTA_MESSAGE = "hourly API request quota exceeded"
+#: Toggl's 400 when a time-entries query carries both (recorded, reference/toggl.md §3).
+SINCE_WITH_BEFORE = "'since' and 'before' can not be present simultaneously"
 DEFAULT_CAP = 1000
 SINCE_MAX_AGE = timedelta(days=90)
 _RFC3339 = re.compile(
@@ -92,7 +119,7 @@ class TogglSimulator:
         self.faults = FaultPlan()
         self.entries_cap = entries_cap
         self.enforce_quotas = enforce_quotas
-        self.quota = SlidingWindowQuota(self.clock)
+        self.quota = FixedWindowQuota(self.clock)
         self.throttle = (
             LeakyBucket(self.clock, requests_per_second) if requests_per_second else None
         )
@@ -183,7 +210,7 @@ class TogglSimulator:
             )
 
     def _authenticate(self, request: Request) -> SimUser | None:
-        header = request.headers.get("authorization", "")
+        header = request.headers["authorization"]
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic" or not encoded:
             return None
@@ -209,18 +236,23 @@ class TogglSimulator:
 
     def _endpoint(self, handler: Handler, *, counted: bool = True) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
+            if "authorization" not in request.headers:
+                self._record(request, 401, None)
+                # Recorded: no credentials at all is a 401 with nothing in the body.
+                return Response(status_code=401, headers={"X-Authorization-Missing": "true"})
             user = self._authenticate(request)
             if user is None:
                 self._record(request, 403, None)
-                # [docs] a failed auth is a 403 with a plain-text body.
-                return PlainTextResponse("Incorrect username and/or password", status_code=403)
+                # [docs] wrong credentials are a 403. [guess] the text of its body.
+                return wire.error(403, "Incorrect username and/or password")
             if self.throttle is not None:
                 wait = self.throttle.take(user.id)
                 if wait is not None:
                     self._record(request, 429, user)
-                    return PlainTextResponse(
+                    # [guess] the 429's text; the leaky bucket is Toggl's pre-2025 throttle.
+                    return wire.error(
+                        429,
                         "Too Many Requests",
-                        status_code=429,
                         headers={"Retry-After": str(max(1, round(wait + 0.4999)))},
                     )
             try:
@@ -230,16 +262,14 @@ class TogglSimulator:
                     state = self.quota.take(key, limit)
                     if not state.admitted:
                         self._record(request, 402, user)
-                        return PlainTextResponse(
-                            QUOTA_MESSAGE, status_code=402, headers=_quota_headers(state)
-                        )
+                        return wire.error(402, QUOTA_MESSAGE, headers=_quota_headers(state))
                 response = await handler(request, user)
             except SimulatorError as exc:
-                response = PlainTextResponse(exc.message, status_code=exc.status)
+                response = wire.error(exc.status, exc.message)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(part) for part in first["loc"])
-                response = PlainTextResponse(f"{where}: {first['msg']}", status_code=400)
+                response = wire.error(400, f"{where}: {first['msg']}")
             if state is not None:
                 response.headers.update(_quota_headers(state))
             self._record(request, response.status_code, user)
@@ -289,7 +319,7 @@ class TogglSimulator:
     # --- me and workspaces ----------------------------------------------------------------------
 
     async def _me(self, request: Request, user: SimUser) -> Response:
-        return JSONResponse(user.me().wire())
+        return wire.TogglJSON(user.me().wire())
 
     async def _my_quota(self, request: Request, user: SimUser) -> Response:
         quotas = [_quota_model(None, self.quota.peek((user.id, None), USER_QUOTA))]
@@ -300,19 +330,21 @@ class TogglSimulator:
                 seen.add(organization)
                 state = self.quota.peek((user.id, organization), workspace.hourly_quota)
                 quotas.append(_quota_model(organization, state))
-        return JSONResponse([quota.wire() for quota in quotas])
+        return wire.TogglJSON([quota.wire() for quota in quotas])
 
     async def _my_workspaces(self, request: Request, user: SimUser) -> Response:
-        return JSONResponse([workspace.wire() for workspace in self.world.workspaces_of(user)])
+        return wire.TogglJSON([workspace.wire() for workspace in self.world.workspaces_of(user)])
 
     async def _workspace(self, request: Request, user: SimUser) -> Response:
         workspace = self.world.workspace_for(user, request.path_params["workspace_id"])
-        return JSONResponse(workspace.model.wire())
+        return wire.TogglJSON(workspace.model.wire())
 
     async def _workspace_users(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
         self.world.workspace_for(user, workspace_id)
-        return JSONResponse([member.wire() for member in self.world.workspace_users(workspace_id)])
+        return wire.TogglJSON(
+            [member.wire() for member in self.world.workspace_users(workspace_id)]
+        )
 
     # --- time entries ---------------------------------------------------------------------------
 
@@ -331,6 +363,8 @@ class TogglSimulator:
 
     async def _list_entries(self, request: Request, user: SimUser) -> Response:
         query = request.query_params
+        if "since" in query and "before" in query:
+            raise SimulatorError(400, SINCE_WITH_BEFORE)
         start_raw, end_raw = query.get("start_date"), query.get("end_date")
         if (start_raw is None) != (end_raw is None):
             raise SimulatorError(400, "start_date and end_date must be used together")
@@ -351,6 +385,11 @@ class TogglSimulator:
             end = self._instant("end_date", end_raw, user)
             if end <= start:
                 raise SimulatorError(400, "end_date must be after start_date")
+            floor = user.start_date_floor(now)
+            if start < datetime.combine(floor, time(0), ZoneInfo(user.timezone)):
+                raise SimulatorError(
+                    400, f"start_date must not be earlier than {floor.isoformat()}"
+                )
             # [guess] start inclusive, end exclusive.
             entries = [entry for entry in entries if start <= entry.start < end]
         before_raw = query.get("before")
@@ -359,15 +398,16 @@ class TogglSimulator:
             entries = [entry for entry in entries if entry.start < before]
         entries.sort(key=lambda entry: (entry.start, entry.id), reverse=True)
         # [code] ~1000 entries at most, newest first, with no way to page.
-        return JSONResponse([entry.wire() for entry in entries[: self.entries_cap]])
+        return wire.TogglJSON([wire.listed_entry(entry) for entry in entries[: self.entries_cap]])
 
     async def _current_entry(self, request: Request, user: SimUser) -> Response:
         running = [entry for entry in self.world.entries_of(user.id) if entry.is_running]
-        return JSONResponse(running[0].wire() if running else None)
+        return wire.TogglJSON(wire.listed_entry(running[0]) if running else None)
 
     async def _get_entry(self, request: Request, user: SimUser) -> Response:
         entry = self.world.entry_of(user.id, request.path_params["entry_id"])
-        return JSONResponse(entry.wire())
+        # [guess] shaped as in the lists.
+        return wire.TogglJSON(wire.listed_entry(entry))
 
     async def _create_entry(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
@@ -394,7 +434,7 @@ class TogglSimulator:
             tag_ids=payload.tag_ids,
             billable=bool(payload.billable),
         )
-        return JSONResponse(entry.wire())
+        return wire.TogglJSON(wire.created_entry(entry, sent=body))
 
     async def _update_entry(self, request: Request, user: SimUser) -> Response:
         body = await _json_object(request)
@@ -403,13 +443,14 @@ class TogglSimulator:
         entry = self.world.update_time_entry(
             user.id, request.path_params["workspace_id"], request.path_params["entry_id"], changes
         )
-        return JSONResponse(entry.wire())
+        # [guess] shaped as the stop's answer, which was recorded.
+        return wire.TogglJSON(wire.written_entry(entry))
 
     async def _stop_entry(self, request: Request, user: SimUser) -> Response:
         entry = self.world.stop_time_entry(
             user.id, request.path_params["workspace_id"], request.path_params["entry_id"]
         )
-        return JSONResponse(entry.wire())
+        return wire.TogglJSON(wire.written_entry(entry))
 
     async def _delete_entry(self, request: Request, user: SimUser) -> Response:
         self.world.delete_time_entry(
@@ -443,19 +484,19 @@ class TogglSimulator:
             projects = [p for p in projects if p.at is not None and p.at >= since]
         projects.sort(key=lambda project: (project.name.lower(), project.id))
         chunk = projects[(page - 1) * per_page : page * per_page]
-        return JSONResponse([project.wire() for project in chunk])
+        return wire.TogglJSON([project.wire() for project in chunk])
 
     async def _create_project(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
         self.world.workspace_for(user, workspace_id)
         body = _ProjectFields.model_validate(await _json_object(request))
         project = self.world.add_project(workspace_id, body.model_dump(exclude_unset=True))
-        return JSONResponse(project.wire())
+        return wire.TogglJSON(project.wire())
 
     async def _get_project(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
         self.world.workspace_for(user, workspace_id)
-        return JSONResponse(
+        return wire.TogglJSON(
             self.world.project_in(workspace_id, request.path_params["project_id"]).wire()
         )
 
@@ -466,7 +507,7 @@ class TogglSimulator:
         project = self.world.update_project(
             workspace_id, request.path_params["project_id"], body.model_dump(exclude_unset=True)
         )
-        return JSONResponse(project.wire())
+        return wire.TogglJSON(project.wire())
 
     async def _delete_project(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
@@ -490,19 +531,19 @@ class TogglSimulator:
         if name:
             clients = [c for c in clients if name in c.name.lower()]
         clients.sort(key=lambda client: (client.name.lower(), client.id))
-        return JSONResponse([client.wire() for client in clients])
+        return wire.TogglJSON([client.wire() for client in clients])
 
     async def _create_client(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
         self.world.workspace_for(user, workspace_id)
         body = _ClientFields.model_validate(await _json_object(request))
         client = self.world.add_client(workspace_id, body.name or "", body.notes, user.id)
-        return JSONResponse(client.wire())
+        return wire.TogglJSON(client.wire())
 
     async def _get_client(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
         self.world.workspace_for(user, workspace_id)
-        return JSONResponse(
+        return wire.TogglJSON(
             self.world.client_in(workspace_id, request.path_params["client_id"]).wire()
         )
 
@@ -513,7 +554,7 @@ class TogglSimulator:
         client = self.world.update_client(
             workspace_id, request.path_params["client_id"], body.model_dump(exclude_unset=True)
         )
-        return JSONResponse(client.wire())
+        return wire.TogglJSON(client.wire())
 
     async def _delete_client(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
@@ -525,7 +566,7 @@ class TogglSimulator:
         workspace_id = request.path_params["workspace_id"]
         self.world.workspace_for(user, workspace_id)
         archived = self.world.archive_client(workspace_id, request.path_params["client_id"])
-        return JSONResponse(archived)
+        return wire.TogglJSON(archived)
 
     async def _restore_client(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
@@ -537,7 +578,7 @@ class TogglSimulator:
             all_projects=bool(body.get("restore_all_projects")),
             project_ids=[int(pid) for pid in body.get("projects") or []],
         )
-        return JSONResponse(client.wire())
+        return wire.TogglJSON(client.wire())
 
     # --- tags -----------------------------------------------------------------------------------
 
@@ -547,14 +588,15 @@ class TogglSimulator:
         with self.world.lock:
             tags = [t for t in self.world.tags.values() if t.workspace_id == workspace_id]
         tags.sort(key=lambda tag: (tag.name.lower(), tag.id))
-        return JSONResponse([tag.wire() for tag in tags])
+        return wire.TogglJSON([tag.wire() for tag in tags])
 
     async def _create_tag(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
         self.world.workspace_for(user, workspace_id)
         body = await _json_object(request)
         tag = self.world.add_tag(workspace_id, str(body.get("name") or ""), user.id)
-        return JSONResponse(tag.wire())
+        # Swagger: an array of tags. [guess] just the one created.
+        return wire.TogglJSON([tag.wire()])
 
     async def _update_tag(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
@@ -563,7 +605,8 @@ class TogglSimulator:
         tag = self.world.rename_tag(
             workspace_id, request.path_params["tag_id"], str(body.get("name") or "")
         )
-        return JSONResponse(tag.wire())
+        # Swagger: an array of tags. [guess] just the one renamed.
+        return wire.TogglJSON([tag.wire()])
 
     async def _delete_tag(self, request: Request, user: SimUser) -> Response:
         workspace_id = request.path_params["workspace_id"]
@@ -626,14 +669,15 @@ class TogglSimulator:
             user = self.world._user(int(body.pop("user_id")))
             fields = _EntryFields.model_validate(body).model_dump(exclude_unset=True)
             workspace_id = int(body.get("workspace_id") or user.default_workspace_id)
-            return self.add_time_entry(user, workspace_id=workspace_id, **fields).wire()
+            entry = self.add_time_entry(user, workspace_id=workspace_id, **fields)
+            return wire.listed_entry(entry)
 
         return await self._admin(add)
 
     async def _admin_list_entries(self, request: Request) -> Response:
         user_id = int(request.query_params["user_id"])
         entries = self.world.entries_of(user_id, include_deleted=True)
-        return JSONResponse([entry.wire() for entry in entries])
+        return JSONResponse([wire.listed_entry(entry) for entry in entries])
 
     async def _admin_add_fault(self, request: Request) -> Response:
         body = await _json_object(request)

@@ -11,8 +11,9 @@ import itertools
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
@@ -25,10 +26,16 @@ Plan = Literal["free", "starter", "premium", "enterprise"]
 WORKSPACE_QUOTA: dict[Plan, int] = {"free": 30, "starter": 240, "premium": 600, "enterprise": 1200}
 #: User-scoped requests (/me...) per hour, on every plan.
 USER_QUOTA = 30
+#: How many days before today `start_date` on /me/time_entries may reach by default. Toggl's
+#: floor depends on the account and is not documented; reference/toggl.md §2 records the
+#: time-entries endpoint refusing anything older than about three months (the same 90 days as
+#: `since`), so that is the default here.
+DEFAULT_HISTORY_DAYS = 90
 
 
 class SimulatorError(Exception):
-    """A request the simulated Toggl refuses; becomes an HTTP answer with `status` and text."""
+    """A request the simulated Toggl refuses; answered with `status` and the message as a JSON
+    string."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -38,6 +45,8 @@ class SimulatorError(Exception):
 
 @dataclass
 class SimUser:
+    """A simulated Toggl account."""
+
     id: int
     api_token: str
     email: str
@@ -46,6 +55,15 @@ class SimUser:
     default_workspace_id: int
     password: str | None = None
     created_at: datetime | None = None
+    #: How many days before today (in the user's time zone) `start_date` may reach.
+    history_days: int = DEFAULT_HISTORY_DAYS
+
+    def start_date_floor(self, now: datetime) -> date:
+        """The earliest `start_date` /me/time_entries accepts for this account at `now`.
+
+        [guess] "today" is the user's local date; Toggl's message names only a date.
+        """
+        return now.astimezone(ZoneInfo(self.timezone)).date() - timedelta(days=self.history_days)
 
     def me(self) -> Me:
         return Me(
@@ -105,8 +123,12 @@ class TogglWorld:
         plan: Plan = "free",
         workspace_name: str | None = None,
         password: str | None = None,
+        history_days: int = DEFAULT_HISTORY_DAYS,
     ) -> SimUser:
-        """A user with their own default workspace (as every Toggl sign-up gets)."""
+        """A user with their own default workspace (as every Toggl sign-up gets).
+
+        `history_days` sets how far back this account's `start_date` may reach.
+        """
         with self.lock:
             user_id = next(self._ids)
             token = api_token or secrets.token_hex(16)
@@ -121,6 +143,7 @@ class TogglWorld:
                 default_workspace_id=0,
                 password=password,
                 created_at=self._now(),
+                history_days=history_days,
             )
             self.users[user_id] = user
             self.users_by_token[token] = user
@@ -368,9 +391,9 @@ class TogglWorld:
             self._workspace(workspace_id)
             name = name.strip()
             if not name:
-                raise SimulatorError(400, "Tag name must not be empty")
+                raise SimulatorError(400, "tag name can't be blank")
             if self._tag_named(workspace_id, name) is not None:
-                raise SimulatorError(400, "Tag already exists")
+                raise SimulatorError(400, f"a tag with the name '{name}' already exists")
             tag = Tag(
                 id=next(self._ids),
                 workspace_id=workspace_id,
@@ -385,7 +408,7 @@ class TogglWorld:
         with self.lock:
             tag = self.tags.get(tag_id)
             if tag is None or tag.workspace_id != workspace_id:
-                raise SimulatorError(404, "Tag not found")
+                raise SimulatorError(404, "Tag was not found")
             return tag
 
     def rename_tag(self, workspace_id: int, tag_id: int, name: str) -> Tag:
@@ -393,10 +416,10 @@ class TogglWorld:
             tag = self.tag_in(workspace_id, tag_id)
             name = name.strip()
             if not name:
-                raise SimulatorError(400, "Tag name must not be empty")
+                raise SimulatorError(400, "tag name can't be blank")
             other = self._tag_named(workspace_id, name)
             if other is not None and other.id != tag_id:
-                raise SimulatorError(400, "Tag already exists")
+                raise SimulatorError(400, f"a tag with the name '{name}' already exists")
             renamed = tag.model_copy(update={"name": name, "at": self._now()})
             self.tags[tag_id] = renamed
             return renamed
@@ -456,7 +479,9 @@ class TogglWorld:
         billable: bool = False,
         saved_at: datetime | None = None,
     ) -> TimeEntry:
-        """Create an entry as Toggl would: a negative duration (and no stop) starts a timer.
+        """Create an entry as Toggl would: a negative duration (and no stop) starts a timer;
+        neither `duration` nor `stop` makes an entry of no length (stop = start), as the
+        recorded traffic of reference/toggl.md §3 shows.
 
         `saved_at` (seeding only; the HTTP API always saves "now") is when the entry was saved,
         its `at`: a history seeded as if it had been tracked day by day has entries last
@@ -477,7 +502,7 @@ class TogglWorld:
                     raise SimulatorError(400, "A running time entry cannot have a stop time")
                 duration = int((stop - start).total_seconds())
             elif duration is None:
-                raise SimulatorError(400, "duration or stop must be given")
+                duration, stop = 0, start
             elif duration >= 0:
                 stop = start + timedelta(seconds=duration)
             self._check_project(workspace_id, project_id)
