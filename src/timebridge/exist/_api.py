@@ -144,7 +144,8 @@ def attributes(
     page: int | None = None,
     limit: int | None = None,
 ) -> Operation[Page[Attribute]]:
-    """`GET attributes/`: the user's attributes without values, limited to the read scopes."""
+    """`GET attributes/`: the user's attributes without values, limited to the read scopes;
+    those with priority >= 10 only with `include_low_priority` (reference/attributes.md)."""
     params = _attribute_filters(
         groups=groups,
         names=names,
@@ -165,17 +166,21 @@ def owned_attributes(
     groups: Iterable[str] | None = None,
     names: Iterable[str] | None = None,
     include_inactive: bool | None = None,
+    include_low_priority: bool | None = None,
     page: int | None = None,
     limit: int | None = None,
 ) -> Operation[Page[Attribute]]:
-    """`GET attributes/owned/`: the attributes this client owns, each with its `service`."""
+    """`GET attributes/owned/`: the attributes this client owns, each with its `service`.
+
+    Like `attributes/`, it hides attributes with priority >= 10 unless `include_low_priority`
+    is true (reference/attribute_ownership.md)."""
     params = _attribute_filters(
         groups=groups,
         names=names,
         manual=None,
         exclude_custom=None,
         include_inactive=include_inactive,
-        include_low_priority=None,
+        include_low_priority=include_low_priority,
         page=page,
         limit=limit,
     )
@@ -191,10 +196,15 @@ def attributes_with_values(
     names: Iterable[str] | None = None,
     templates: Iterable[str] | None = None,
     manual: bool | None = None,
+    include_low_priority: bool | None = None,
     page: int | None = None,
     limit: int | None = None,
 ) -> Operation[Page[AttributeWithValues]]:
-    """`GET attributes/with-values/`: attributes with their last `days` values (at most 31)."""
+    """`GET attributes/with-values/`: attributes with their last `days` values (at most 31).
+
+    reference/attributes.md does not list `include_low_priority` for this endpoint (it does for
+    `attributes/` and `owned/`); it is sent when set, in case Exist hides low-priority
+    attributes here too."""
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be between 1 and {MAX_DAYS} (got {days})")
     params: dict[str, ParamValue] = {
@@ -204,6 +214,7 @@ def attributes_with_values(
         "attributes": _names("names", names),
         "templates": _names("templates", templates),
         "manual": manual,
+        "include_low_priority": include_low_priority,
         **_page_params(page, limit),
     }
     response = yield ApiRequest("GET", "attributes/with-values/", params)
@@ -362,19 +373,15 @@ def _write(
     return result
 
 
-def acquire(
-    items: Iterable[AcquireItem], *, allow_user_defined: bool = True
-) -> Operation[WriteResult[AcquireItem]]:
-    """Become the owner of attributes. By template, a missing attribute is created first.
-
-    `allow_user_defined` lets a by-name item acquire a custom (non-templated) attribute, as
-    Exist's reference documents for this endpoint.
-    """
-    pending = list(items)
-    params: dict[str, ParamValue] = {"success_objects": 1}
-    if allow_user_defined and any(item.name is not None for item in pending):
-        params["allow_user_defined"] = 1
-    return (yield from _write("attributes/acquire/", pending, idempotent=False, params=params))
+def acquire(items: Iterable[AcquireItem]) -> Operation[WriteResult[AcquireItem]]:
+    """Become the owner of attributes. By template, a missing attribute is created first; by
+    name, any existing attribute (custom ones too: the `allow_user_defined` flag left Exist's
+    docs in 2022). Acquiring one we already own succeeds again (guide/write_client.md)."""
+    return (
+        yield from _write(
+            "attributes/acquire/", items, idempotent=False, params={"success_objects": 1}
+        )
+    )
 
 
 def release(items: Iterable[ReleaseItem]) -> Operation[WriteResult[ReleaseItem]]:
@@ -412,21 +419,28 @@ def _tokens(response: httpx.Response, now: datetime) -> ExistTokens:
 
 
 def exchange_code(
-    app: OAuthApp, *, code: str, redirect_uri: str, token_url: str, now: datetime
+    app: OAuthApp, *, code: str, redirect_uri: str | None, token_url: str, now: datetime
 ) -> Operation[ExistTokens]:
-    """Trade an authorization code for the first token pair."""
+    """Trade an authorization code for the first token pair.
+
+    `redirect_uri` must be the one the authorization request named; None leaves it out, for a
+    request that named none (Exist then uses the client's registered one)."""
     if not code.strip():
         raise ValueError("the authorization code is empty")
+    form = {
+        "grant_type": "authorization_code",
+        "code": code.strip(),
+        "client_id": app.client_id,
+        "client_secret": app.client_secret.get_secret_value(),
+    }
+    if redirect_uri is not None:
+        if not redirect_uri.strip():
+            raise ValueError("redirect_uri is empty (leave it out with None)")
+        form["redirect_uri"] = redirect_uri
     response = yield ApiRequest(
         "POST",
         token_url,
-        form={
-            "grant_type": "authorization_code",
-            "code": code.strip(),
-            "client_id": app.client_id,
-            "client_secret": app.client_secret.get_secret_value(),
-            "redirect_uri": redirect_uri,
-        },
+        form=form,
         # A code works once: a lost answer cannot be recovered by sending it again.
         idempotent=False,
     )

@@ -113,7 +113,7 @@ class _Credentials:
             now=self.clock.now(),
         )
 
-    def exchange_operation(self, code: str, redirect_uri: str) -> Operation[ExistTokens]:
+    def exchange_operation(self, code: str, redirect_uri: str | None) -> Operation[ExistTokens]:
         if self.app is None:
             raise ValueError("exchanging a code needs the OAuth client credentials (app=...)")
         return _api.exchange_code(
@@ -244,8 +244,10 @@ class AsyncExistClient:
         await self._refresh_unless_replaced(self._credentials.tokens)
         return self._credentials.require_tokens()
 
-    async def exchange_code(self, code: str, redirect_uri: str) -> ExistTokens:
-        """Finish the OAuth flow: trade the callback's code for the first pair."""
+    async def exchange_code(self, code: str, redirect_uri: str | None = None) -> ExistTokens:
+        """Finish the OAuth flow: trade the callback's code for the first pair.
+
+        Give the `redirect_uri` the authorization URL named, or None if it named none."""
         tokens = await self._driver.run(self._credentials.exchange_operation(code, redirect_uri))
         await self._adopt(tokens)
         return tokens
@@ -282,14 +284,25 @@ class AsyncExistClient:
         self,
         *,
         groups: Iterable[str] | None = None,
+        include_low_priority: bool | None = None,
         page: int | None = None,
         limit: int | None = None,
     ) -> Page[Template]:
-        return await self._run(_api.templates(groups=groups, page=page, limit=limit))
-
-    async def all_templates(self, *, groups: Iterable[str] | None = None) -> list[Template]:
         return await self._run(
-            _api.all_pages(lambda page: _api.templates(groups=groups, page=page))
+            _api.templates(
+                groups=groups, include_low_priority=include_low_priority, page=page, limit=limit
+            )
+        )
+
+    async def all_templates(
+        self, *, groups: Iterable[str] | None = None, include_low_priority: bool | None = None
+    ) -> list[Template]:
+        return await self._run(
+            _api.all_pages(
+                lambda page: _api.templates(
+                    groups=groups, include_low_priority=include_low_priority, page=page
+                )
+            )
         )
 
     async def attributes(
@@ -299,16 +312,19 @@ class AsyncExistClient:
         groups: Iterable[str] | None = None,
         names: Iterable[str] | None = None,
         include_inactive: bool | None = None,
+        include_low_priority: bool | None = None,
         page: int | None = None,
         limit: int | None = None,
     ) -> Page[Attribute]:
-        """One page of the user's attributes (limited to the read scopes)."""
+        """One page of the user's attributes (limited to the read scopes; those with priority
+        >= 10 only with `include_low_priority`)."""
         return await self._run(
             _api.attributes(
                 owned=owned,
                 groups=groups,
                 names=names,
                 include_inactive=include_inactive,
+                include_low_priority=include_low_priority,
                 page=page,
                 limit=limit,
             )
@@ -321,6 +337,7 @@ class AsyncExistClient:
         groups: Iterable[str] | None = None,
         names: Iterable[str] | None = None,
         include_inactive: bool | None = None,
+        include_low_priority: bool | None = None,
     ) -> list[Attribute]:
         return await self._run(
             _api.all_pages(
@@ -329,19 +346,35 @@ class AsyncExistClient:
                     groups=groups,
                     names=names,
                     include_inactive=include_inactive,
+                    include_low_priority=include_low_priority,
                     page=page,
                 )
             )
         )
 
     async def owned_attributes(
-        self, *, page: int | None = None, limit: int | None = None
+        self,
+        *,
+        include_low_priority: bool | None = None,
+        page: int | None = None,
+        limit: int | None = None,
     ) -> Page[Attribute]:
-        """One page of the attributes this client owns."""
-        return await self._run(_api.owned_attributes(page=page, limit=limit))
+        """One page of the attributes this client owns (without `include_low_priority`, Exist
+        leaves out those with priority >= 10)."""
+        return await self._run(
+            _api.owned_attributes(include_low_priority=include_low_priority, page=page, limit=limit)
+        )
 
-    async def all_owned_attributes(self) -> list[Attribute]:
-        return await self._run(_api.all_pages(lambda page: _api.owned_attributes(page=page)))
+    async def all_owned_attributes(self, *, include_low_priority: bool = True) -> list[Attribute]:
+        """Every attribute this client owns, low-priority ones included unless told otherwise:
+        what we own does not depend on where Exist lists it."""
+        return await self._run(
+            _api.all_pages(
+                lambda page: _api.owned_attributes(
+                    include_low_priority=include_low_priority, page=page
+                )
+            )
+        )
 
     async def attributes_with_values(
         self,
@@ -350,13 +383,21 @@ class AsyncExistClient:
         date_max: date | None = None,
         names: Iterable[str] | None = None,
         groups: Iterable[str] | None = None,
+        include_low_priority: bool | None = None,
         page: int | None = None,
         limit: int | None = None,
     ) -> Page[AttributeWithValues]:
-        """One page of attributes with their last `days` (≤ 31) values up to `date_max`."""
+        """One page of attributes with their last `days` (≤ 31) values up to `date_max`; a day
+        without data reads as None or 0 (Exist answers either, see `DayValue.is_empty`)."""
         return await self._run(
             _api.attributes_with_values(
-                days=days, date_max=date_max, names=names, groups=groups, page=page, limit=limit
+                days=days,
+                date_max=date_max,
+                names=names,
+                groups=groups,
+                include_low_priority=include_low_priority,
+                page=page,
+                limit=limit,
             )
         )
 
@@ -367,11 +408,17 @@ class AsyncExistClient:
         date_max: date | None = None,
         names: Iterable[str] | None = None,
         groups: Iterable[str] | None = None,
+        include_low_priority: bool | None = None,
     ) -> list[AttributeWithValues]:
         return await self._run(
             _api.all_pages(
                 lambda page: _api.attributes_with_values(
-                    days=days, date_max=date_max, names=names, groups=groups, page=page
+                    days=days,
+                    date_max=date_max,
+                    names=names,
+                    groups=groups,
+                    include_low_priority=include_low_priority,
+                    page=page,
                 )
             )
         )
@@ -393,10 +440,9 @@ class AsyncExistClient:
 
     # --- writing ---
 
-    async def acquire(
-        self, items: Iterable[AcquireItem], *, allow_user_defined: bool = True
-    ) -> WriteResult[AcquireItem]:
-        return await self._run(_api.acquire(items, allow_user_defined=allow_user_defined))
+    async def acquire(self, items: Iterable[AcquireItem]) -> WriteResult[AcquireItem]:
+        """Own attributes (by template or by name); owning one already counts as success."""
+        return await self._run(_api.acquire(items))
 
     async def release(self, items: Iterable[ReleaseItem | str]) -> WriteResult[ReleaseItem]:
         return await self._run(_api.release(_release_items(items)))
@@ -491,7 +537,7 @@ class ExistClient:
         self._refresh_unless_replaced(self._credentials.tokens)
         return self._credentials.require_tokens()
 
-    def exchange_code(self, code: str, redirect_uri: str) -> ExistTokens:
+    def exchange_code(self, code: str, redirect_uri: str | None = None) -> ExistTokens:
         tokens = self._driver.run(self._credentials.exchange_operation(code, redirect_uri))
         self._adopt(tokens)
         return tokens
@@ -527,13 +573,26 @@ class ExistClient:
         self,
         *,
         groups: Iterable[str] | None = None,
+        include_low_priority: bool | None = None,
         page: int | None = None,
         limit: int | None = None,
     ) -> Page[Template]:
-        return self._run(_api.templates(groups=groups, page=page, limit=limit))
+        return self._run(
+            _api.templates(
+                groups=groups, include_low_priority=include_low_priority, page=page, limit=limit
+            )
+        )
 
-    def all_templates(self, *, groups: Iterable[str] | None = None) -> list[Template]:
-        return self._run(_api.all_pages(lambda page: _api.templates(groups=groups, page=page)))
+    def all_templates(
+        self, *, groups: Iterable[str] | None = None, include_low_priority: bool | None = None
+    ) -> list[Template]:
+        return self._run(
+            _api.all_pages(
+                lambda page: _api.templates(
+                    groups=groups, include_low_priority=include_low_priority, page=page
+                )
+            )
+        )
 
     def attributes(
         self,
@@ -542,6 +601,7 @@ class ExistClient:
         groups: Iterable[str] | None = None,
         names: Iterable[str] | None = None,
         include_inactive: bool | None = None,
+        include_low_priority: bool | None = None,
         page: int | None = None,
         limit: int | None = None,
     ) -> Page[Attribute]:
@@ -551,6 +611,7 @@ class ExistClient:
                 groups=groups,
                 names=names,
                 include_inactive=include_inactive,
+                include_low_priority=include_low_priority,
                 page=page,
                 limit=limit,
             )
@@ -563,6 +624,7 @@ class ExistClient:
         groups: Iterable[str] | None = None,
         names: Iterable[str] | None = None,
         include_inactive: bool | None = None,
+        include_low_priority: bool | None = None,
     ) -> list[Attribute]:
         return self._run(
             _api.all_pages(
@@ -571,18 +633,32 @@ class ExistClient:
                     groups=groups,
                     names=names,
                     include_inactive=include_inactive,
+                    include_low_priority=include_low_priority,
                     page=page,
                 )
             )
         )
 
     def owned_attributes(
-        self, *, page: int | None = None, limit: int | None = None
+        self,
+        *,
+        include_low_priority: bool | None = None,
+        page: int | None = None,
+        limit: int | None = None,
     ) -> Page[Attribute]:
-        return self._run(_api.owned_attributes(page=page, limit=limit))
+        return self._run(
+            _api.owned_attributes(include_low_priority=include_low_priority, page=page, limit=limit)
+        )
 
-    def all_owned_attributes(self) -> list[Attribute]:
-        return self._run(_api.all_pages(lambda page: _api.owned_attributes(page=page)))
+    def all_owned_attributes(self, *, include_low_priority: bool = True) -> list[Attribute]:
+        """Every attribute this client owns, low-priority ones included unless told otherwise."""
+        return self._run(
+            _api.all_pages(
+                lambda page: _api.owned_attributes(
+                    include_low_priority=include_low_priority, page=page
+                )
+            )
+        )
 
     def attributes_with_values(
         self,
@@ -591,12 +667,19 @@ class ExistClient:
         date_max: date | None = None,
         names: Iterable[str] | None = None,
         groups: Iterable[str] | None = None,
+        include_low_priority: bool | None = None,
         page: int | None = None,
         limit: int | None = None,
     ) -> Page[AttributeWithValues]:
         return self._run(
             _api.attributes_with_values(
-                days=days, date_max=date_max, names=names, groups=groups, page=page, limit=limit
+                days=days,
+                date_max=date_max,
+                names=names,
+                groups=groups,
+                include_low_priority=include_low_priority,
+                page=page,
+                limit=limit,
             )
         )
 
@@ -607,11 +690,17 @@ class ExistClient:
         date_max: date | None = None,
         names: Iterable[str] | None = None,
         groups: Iterable[str] | None = None,
+        include_low_priority: bool | None = None,
     ) -> list[AttributeWithValues]:
         return self._run(
             _api.all_pages(
                 lambda page: _api.attributes_with_values(
-                    days=days, date_max=date_max, names=names, groups=groups, page=page
+                    days=days,
+                    date_max=date_max,
+                    names=names,
+                    groups=groups,
+                    include_low_priority=include_low_priority,
+                    page=page,
                 )
             )
         )
@@ -631,10 +720,8 @@ class ExistClient:
 
     # --- writing ---
 
-    def acquire(
-        self, items: Iterable[AcquireItem], *, allow_user_defined: bool = True
-    ) -> WriteResult[AcquireItem]:
-        return self._run(_api.acquire(items, allow_user_defined=allow_user_defined))
+    def acquire(self, items: Iterable[AcquireItem]) -> WriteResult[AcquireItem]:
+        return self._run(_api.acquire(items))
 
     def release(self, items: Iterable[ReleaseItem | str]) -> WriteResult[ReleaseItem]:
         return self._run(_api.release(_release_items(items)))

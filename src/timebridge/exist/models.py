@@ -146,10 +146,19 @@ class Attribute(ExistModel):
 
 
 class DayValue(ExistModel):
-    """An attribute's value on one local date; None for a day without data."""
+    """An attribute's value on one local date.
+
+    A day without data may come back as None (reference/object_types.md) or as the type's
+    default, 0 (guide/read_client.md); both parse, and `is_empty` treats them alike.
+    """
 
     date: LocalDate
     value: AttributeValue | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the day holds nothing: None, or a zero (Exist answers either)."""
+        return self.value is None or (not isinstance(self.value, str) and self.value == 0)
 
 
 class AttributeWithValues(Attribute):
@@ -218,15 +227,17 @@ class ExistTokens(BaseModel):
 
     @classmethod
     def from_token_response(cls, payload: Mapping[str, object], *, now: datetime) -> ExistTokens:
-        """Parse the JSON of `POST oauth2/access_token`; `expires_in` counts from `now`."""
-        expires_in = payload.get("expires_in")
+        """Parse the JSON of `POST oauth2/access_token`; `expires_in` counts from `now`.
+
+        `expires_in` may be a number or a numeric string; anything else means "unknown"."""
+        expires_in = _seconds(payload.get("expires_in"))
         refresh = payload.get("refresh_token")
         return cls(
             access_token=SecretStr(str(payload["access_token"])),
             refresh_token=SecretStr(str(refresh)) if refresh else None,
             expires_at=(
-                now.astimezone(UTC) + timedelta(seconds=float(expires_in))
-                if isinstance(expires_in, int | float)
+                now.astimezone(UTC) + timedelta(seconds=expires_in)
+                if expires_in is not None
                 else None
             ),
             scope=str(payload.get("scope") or ""),
@@ -244,6 +255,19 @@ class ExistTokens(BaseModel):
     def expires_within(self, now: datetime, margin: timedelta = timedelta(0)) -> bool:
         """Whether the access token is expired at `now + margin` (False when expiry is unknown)."""
         return self.expires_at is not None and now + margin >= self.expires_at
+
+
+def _seconds(raw: object) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = float(raw)
+        except ValueError:
+            return None
+    if isinstance(raw, int | float) and 0 <= raw < 10**10:
+        return float(raw)
+    return None
 
 
 class OAuthApp(BaseModel):
@@ -309,12 +333,18 @@ def _check_value(name: str, value: object, *, allow_none: bool = False) -> objec
 
 
 class AcquireItem(Payload):
-    """One attribute to acquire: by `template` (created if the user lacks it) or by `name`."""
+    """One attribute to acquire: by `template` (created if the user lacks it) or by `name` (any
+    existing attribute, custom ones included).
+
+    `manual` is sent as False by default, as Exist's guide does "to make sure that when we
+    acquire the attribute, it is not shown for manual entry" (guide/write_client.md): the values
+    come from us, and a hand-entered one would be overwritten. None leaves the flag out.
+    """
 
     template: str | None = None
     name: str | None = None
-    #: Whether the user fills it in by hand; left to Exist when None.
-    manual: bool | None = None
+    #: Whether Exist offers manual entry for it; None sends nothing (Exist decides).
+    manual: bool | None = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -347,8 +377,8 @@ class ReleaseItem(Payload):
 class CreateItem(Payload):
     """One attribute to create: from a `template`, or custom (`label`, `group`, `value_type`).
 
-    `manual` defaults to False here (Exist's own default is True): an attribute we create is
-    filled by us, not by hand.
+    `manual` defaults to False here and is always sent, because Exist's own default is True
+    (reference/creating_attributes.md): an attribute we create is filled by us, not by hand.
     """
 
     template: str | None = None

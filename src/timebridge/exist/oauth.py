@@ -31,26 +31,28 @@ def new_state() -> str:
 
 def authorize_url(
     client_id: str,
-    redirect_uri: str,
+    redirect_uri: str | None = None,
     *,
     state: str | None = None,
     scopes: Iterable[str] = BRIDGE_SCOPES,
     oauth_base_url: str = DEFAULT_OAUTH_BASE_URL,
 ) -> str:
-    """The page where the user approves the client; scopes are joined by spaces (sent as `+`)."""
+    """The page where the user approves the client; scopes are joined by spaces (sent as `+`).
+
+    Without `redirect_uri`, Exist sends the user back to the client's registered redirect URI
+    (a production client, existintegrations2, relies on that); then exchange the code without
+    one too."""
     if not client_id.strip():
         raise ValueError("client_id is empty")
-    if not redirect_uri.strip():
-        raise ValueError("redirect_uri is empty")
+    if redirect_uri is not None and not redirect_uri.strip():
+        raise ValueError("redirect_uri is empty (leave it out with None)")
     scope_list = [scope.strip() for scope in scopes]
     if not scope_list or not all(scope_list):
         raise ValueError("ask for at least one scope")
-    query = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": redirect_uri,
-        "scope": " ".join(scope_list),
-    }
+    query = {"response_type": "code", "client_id": client_id}
+    if redirect_uri is not None:
+        query["redirect_uri"] = redirect_uri
+    query["scope"] = " ".join(scope_list)
     if state is not None:
         query["state"] = state
     return f"{_base(oauth_base_url)}authorize?{urlencode(query)}"
