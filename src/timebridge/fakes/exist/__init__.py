@@ -6,13 +6,23 @@ from timebridge.fakes.exist.simulator import (
     ExistSimulator,
     RecordedRequest,
 )
-from timebridge.fakes.exist.state import ExistWorld, SimAttribute, SimClient, SimService, SimUser
+from timebridge.fakes.exist.state import (
+    EmptyDays,
+    ExistWorld,
+    ForcedFailure,
+    SimAttribute,
+    SimClient,
+    SimService,
+    SimUser,
+)
 
 __all__ = [
     "RATE_LIMIT",
     "TOKEN_LIFETIME",
+    "EmptyDays",
     "ExistSimulator",
     "ExistWorld",
+    "ForcedFailure",
     "RecordedRequest",
     "SimAttribute",
     "SimClient",

@@ -75,6 +75,8 @@ TEMPLATES: dict[str, TemplateSpec] = {
         TemplateSpec("tasks_completed", "Tasks completed", "productivity", _T.QUANTITY, 5),
         TemplateSpec("commits", "Commits", "productivity", _T.QUANTITY, 6),
         TemplateSpec("words_written", "Words written", "productivity", _T.QUANTITY, 7),
+        # [guess] its priority: one template hidden as "low priority" (>= 10) by default.
+        TemplateSpec("keystrokes", "Keystrokes", "productivity", _T.QUANTITY, 10),
         TemplateSpec("mood", "Mood", "mood", _T.SCALE, 1),
         TemplateSpec("mood_note", "Mood note", "mood", _T.STRING, 2),
         TemplateSpec("energy_level", "Energy", "mood", _T.SCALE, 3),
@@ -120,7 +122,9 @@ SCOPES: frozenset[str] = frozenset(
     f"{group}_{access}" for group in _SCOPE_GROUPS for access in ("read", "write")
 )
 
-#: Attributes above this priority are "low priority" and hidden unless asked for.
+#: Attributes and templates whose `priority` is at least this are "low priority": reads hide
+#: them unless `include_low_priority` is set (reference/attributes.md and
+#: attribute_ownership.md: "include attributes with a `priority` >= 10").
 LOW_PRIORITY = 10
 
 

@@ -1,37 +1,58 @@
 """`ExistSimulator`: Exist's API v2 and OAuth2 endpoints as a real ASGI application.
 
-What it reproduces, from `shared/reference/exist.md`:
-- OAuth2 authorization-code flow: `GET /oauth2/authorize` shows an Approve/Deny page and
-  redirects with `?code=…&state=…` or `?error=access_denied`; `POST /oauth2/access_token`
-  (form-encoded) exchanges codes and refreshes. A refresh issues a new pair and invalidates the
-  old access AND refresh token. Tokens expire after `expires_in` (a year), judged by the clock.
+What it reproduces, with the file of Exist's developer docs (github.com/hellocodeco/
+exist-api-docs, `docs/…`) each behaviour comes from; `shared/reference/exist.md` summarises them:
+- OAuth2 authorization-code flow (reference/authentication/oauth2.md): `GET /oauth2/authorize`
+  shows an Approve/Deny page and redirects with `?code=…&state=…` or `?error=access_denied`;
+  `POST /oauth2/access_token` (form-encoded) exchanges codes and refreshes. A refresh issues a
+  new pair and invalidates the old access AND refresh token. Tokens expire after `expires_in`
+  (a year), judged by the clock. `redirect_uri` may be left out of both the authorize request
+  and the code exchange (a production client, existintegrations2's ExistApiService, sends
+  neither): the client's registered redirect URI is used.
 - Bearer auth on `/api/2/…`; a missing, unknown, replaced or expired token is a 401 with a
-  DRF-style `{"detail": "…"}` body ([guess] on the exact body).
+  DRF-style `{"detail": "…"}` body ([guess] on the exact body; guide/write_client.md says only
+  "a HTTP 401 response containing an error message").
 - `accounts/profile/`, `attributes/` (+ `owned/`, `templates/`, `with-values/`, `values/`) with
-  DRF paging `{count, next, previous, results}`; reads are silently limited to the token's read
-  scopes; `values/` lists every day (null without data), newest first.
-- `acquire/` (by template creates the attribute if missing; by name needs an existing one),
-  `release/` (ownership passes on or the attribute goes inactive), `create/` (`exists` when it
-  already is; custom names are slugs of the label), `update/` (absolute), `increment/` (adds,
-  success items carry `current`). Only the owner may write (`unauthorised` per item); at most 35
-  objects per request (else 400); any failed item makes the answer 202.
-- 300 requests per hour per user and client (sliding window on the injected clock), then 429.
+  DRF paging `{count, next, previous, results}` (reference/attributes.md,
+  reference/attribute_ownership.md). Reads are silently limited to the token's read scopes
+  (reference/authentication/oauth2.md). `values/` and `with-values/` list every day
+  (reference/object_types.md), newest first; a day without data is `null` by default, or the
+  type's default 0 when `empty_days = "zero"` (guide/read_client.md: "Zero is the default value
+  for other types like quantities") — the docs disagree, so tests can choose.
+- Attributes and templates with `priority` >= 10 are hidden unless `include_low_priority` is
+  true (reference/attributes.md, reference/attribute_ownership.md). `manual=true` lists only
+  manual attributes, `manual=false` leaves them out (same files).
+- `acquire/` (reference/attribute_ownership.md): by template creates the attribute if missing;
+  by name takes any existing attribute, custom ones included (`allow_user_defined` left the docs
+  in 2022 and is ignored); `manual` sets the flag, and acquiring what the client already owns
+  succeeds again (guide/write_client.md: "We could run this again and get the same result").
+  `release/`: ownership passes on or the attribute goes inactive. `create/`
+  (reference/creating_attributes.md): `manual` defaults to true; `exists` when it already is
+  ([code] existintegrations2); custom names are slugs of the label. `update/` (absolute) and
+  `increment/` (adds; success items carry `current`) (reference/writing_data.md). Only the
+  owner may write (`unauthorised` per item); at most 35 objects per request (else 400); any
+  failed item makes the answer 202.
+- 300 requests per hour per user and client (guide/index.md), sliding window on the injected
+  clock, then 429.
 
-Choices where the reference is silent or a guess:
-- The 429 carries `Retry-After` (seconds until the window frees a request) and DRF's throttle
-  message; the reference documents no headers.
+Choices where the docs are silent, and the switches that let a test pick another answer:
+- The 429 carries DRF's throttle message and, by default, `Retry-After` (seconds until the
+  window frees a request), as Django REST framework's throttling does; the docs document no
+  headers (guide/read_client.md: "a `status_code` of `429` and no data"), so
+  `retry_after_on_429 = False` answers without it.
+- Per-item write failures with any `error_code` a test chooses, for one attribute:
+  `fail_items` (the docs name only `missing_field`, `validation` and `unauthorised`).
 - Negative increments fail per item with `validation` (the product seed reports Exist rejects
-  them; the reference says undocumented).
-- Unknown attributes or templates fail per item with `not_found`; acquiring an attribute the
-  client already owns fails with `already_owned`; writing outside the token's write scopes fails
-  with `unauthorised`. Acquiring a custom attribute by name needs `allow_user_defined` (from the
-  docs' acquire page, missing in the reference).
+  them; the docs say nothing).
+- Unknown attributes or templates fail per item with `not_found`; writing outside the token's
+  write scopes fails with `unauthorised`.
 - A refused template (see `refuse_template`) fails with `not_found`, like a server that does
   not know it.
 - Default page size 20 (`limit` is capped at 100); a page past the end is a 404 "Invalid page."
 - OAuth errors use RFC 6749 bodies: 401 `invalid_client`, 400 `invalid_grant`. A redirect URI
   must be registered on the client (any is accepted when none is registered) and be HTTPS unless
-  it points at the local machine (the docs say HTTPS; the guide itself uses http://localhost).
+  it points at the local machine (reference/authentication/oauth2.md says HTTPS; the guide
+  itself uses http://localhost).
 - The personal token has every scope and expires like any other token.
 """
 
@@ -65,7 +86,9 @@ from timebridge.fakes.exist.catalogue import (
 from timebridge.fakes.exist.state import (
     MAX_ITEMS,
     ApiError,
+    EmptyDays,
     ExistWorld,
+    ForcedFailure,
     ItemFailure,
     JsonObject,
     OAuthError,
@@ -111,6 +134,13 @@ def _truthy(raw: str | None) -> bool:
     return raw is not None and raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _flag(raw: str | None) -> bool | None:
+    """A boolean query flag that means something when false too; None when absent."""
+    if raw is None or not raw.strip():
+        return None
+    return _truthy(raw)
+
+
 def _detail(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=dict(headers or {}))
 
@@ -153,6 +183,9 @@ class ExistSimulator:
         self.faults = FaultPlan()
         self.rate_limit = rate_limit
         self.enforce_rate_limit = enforce_rate_limit
+        #: Whether a 429 carries `Retry-After`; the docs document no headers, so a test can
+        #: switch it off to see the client fall back to its own backoff.
+        self.retry_after_on_429 = True
         self.quota = SlidingWindowQuota(self.clock, rate_window)
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
@@ -237,7 +270,10 @@ class ExistSimulator:
         owner: str | None = None,
         manual: bool = False,
         active: bool = True,
+        priority: int | None = None,
     ) -> Attribute:
+        """Give a user an attribute; `priority` >= 10 makes it low priority (hidden from reads
+        without `include_low_priority`)."""
         attribute = self.world.add_attribute(
             username,
             template=template,
@@ -247,12 +283,52 @@ class ExistSimulator:
             owner=owner,
             manual=manual,
             active=active,
+            priority=priority,
         )
         return self.attribute(username, attribute.name)
 
     def refuse_template(self, username: str, template: str = "movies_min") -> None:
         """Make Exist refuse to acquire or create `template` for this user (per-item failure)."""
         self.world.refuse_template(username, template)
+
+    def fail_items(
+        self,
+        username: str,
+        attribute: str,
+        error_code: str,
+        error: str | None = None,
+        *,
+        endpoints: Iterable[str] = ("update", "increment"),
+        times: int | None = None,
+    ) -> ForcedFailure:
+        """Make write items naming `attribute` fail with `error_code` (any string, documented
+        or not, e.g. "not_found", "unauthorised", "forbidden", "no_such_code").
+
+        Each such item comes back in `failed` with that `error_code` and `error` (a default
+        message when None), has no effect, and makes the answer a 202; the rest of the batch
+        is applied. `endpoints`: any of "acquire", "release", "create", "update", "increment"
+        (default the two value writes). `times`: only the next N matching items (default: until
+        `clear_item_failures`). Also over HTTP: `POST /_admin/item-failures`.
+        """
+        return self.world.fail_items(
+            username, attribute, error_code, error, endpoints=endpoints, times=times
+        )
+
+    def clear_item_failures(self, username: str | None = None) -> None:
+        """Undo `fail_items` for one user, or for everyone."""
+        self.world.clear_item_failures(username)
+
+    @property
+    def empty_days(self) -> EmptyDays:
+        """How a day without data reads: "null" (the default) or "zero" (0 for numeric types
+        that default to it; time of day, scale and string stay null)."""
+        return self.world.empty_days
+
+    @empty_days.setter
+    def empty_days(self, value: EmptyDays) -> None:
+        if value not in ("null", "zero"):
+            raise ValueError(f'empty_days must be "null" or "zero" (got {value!r})')
+        self.world.empty_days = value
 
     def set_owner(self, username: str, attribute: str, service: str | None) -> None:
         self.world.set_owner(username, attribute, service)
@@ -366,7 +442,7 @@ class ExistSimulator:
                     return _detail(
                         429,
                         f"Request was throttled. Expected available in {wait} seconds.",
-                        {"Retry-After": str(wait)},
+                        {"Retry-After": str(wait)} if self.retry_after_on_429 else None,
                     )
             try:
                 response = await handler(request, token)
@@ -468,7 +544,7 @@ class ExistSimulator:
         found = [
             spec
             for spec in TEMPLATES.values()
-            if (groups is None or spec.group in groups) and (low or spec.priority <= LOW_PRIORITY)
+            if (groups is None or spec.group in groups) and (low or spec.priority < LOW_PRIORITY)
         ]
         found.sort(key=lambda spec: (GROUPS[spec.group].priority, spec.priority))
         results = []
@@ -493,7 +569,7 @@ class ExistSimulator:
         groups = _names(params.get("groups"))
         names = _names(params.get("attributes"))
         templates = _names(params.get("templates"))
-        manual = _truthy(params.get("manual"))
+        manual = _flag(params.get("manual"))
         exclude_custom = _truthy(params.get("exclude_custom"))
         include_inactive = _truthy(params.get("include_inactive"))
         include_low = _truthy(params.get("include_low_priority"))
@@ -503,10 +579,10 @@ class ExistSimulator:
             if (groups is None or a.group in groups)
             and (names is None or a.name in names)
             and (templates is None or a.template in templates)
-            and (not manual or a.manual)
+            and (manual is None or a.manual == manual)
             and (not exclude_custom or a.template is not None)
             and (include_inactive or a.active)
-            and (include_low or a.priority <= LOW_PRIORITY)
+            and (include_low or a.priority < LOW_PRIORITY)
             and (owned_by is None or a.owner == owned_by)
         ]
 
@@ -605,12 +681,9 @@ class ExistSimulator:
 
     def _acquirer(self, request: Request) -> WriteItem:
         full_objects = _truthy(request.query_params.get("success_objects"))
-        allow_user_defined = _truthy(request.query_params.get("allow_user_defined"))
 
         def acquire(token: SimToken, index: int, item: Mapping[str, Any]) -> JsonObject:
-            attribute = self.world.acquire(
-                token, index, item, allow_user_defined=allow_user_defined
-            )
+            attribute = self.world.acquire(token, index, item)
             if full_objects:
                 return self.world.attribute_json(attribute)
             return {**item, "active": True}
@@ -645,7 +718,9 @@ class ExistSimulator:
         client = self.world.clients.get(params.get("client_id", ""))
         if client is None:
             raise ApiError(400, "Invalid client_id")
-        redirect_uri = params.get("redirect_uri", "")
+        redirect_uri = params.get("redirect_uri") or client.default_redirect_uri
+        if redirect_uri is None:
+            raise ApiError(400, "Missing redirect URI (none given and none registered)")
         parts = urlsplit(redirect_uri)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ApiError(400, "Invalid redirect_uri")
@@ -660,6 +735,11 @@ class ExistSimulator:
         if not scopes or any(scope not in SCOPES for scope in scopes):
             raise OAuthError(400, "invalid_scope", "Unknown or missing scope")
         return client, redirect_uri, scopes, state
+
+    def _redirect_target(self, params: Mapping[str, str]) -> str:
+        """The (already validated) redirect URI of an authorization request."""
+        client = self.world.clients[params.get("client_id", "")]
+        return params.get("redirect_uri") or client.default_redirect_uri or ""
 
     def _oauth_redirect(
         self, redirect_uri: str, params: dict[str, str], state: str | None
@@ -678,7 +758,7 @@ class ExistSimulator:
         except OAuthError as exc:
             self._record(request, 302, client_id=params.get("client_id"))
             return self._oauth_redirect(
-                params.get("redirect_uri", ""), {"error": exc.error}, params.get("state")
+                self._redirect_target(params), {"error": exc.error}, params.get("state")
             )
         with self.world.lock:
             usernames = list(self.world.users)
@@ -700,7 +780,7 @@ class ExistSimulator:
         except OAuthError as exc:
             self._record(request, 302, client_id=form.get("client_id"))
             return self._oauth_redirect(
-                form.get("redirect_uri", ""), {"error": exc.error}, form.get("state")
+                self._redirect_target(form), {"error": exc.error}, form.get("state")
             )
         username = form.get("username", "")
         self._record(request, 302, username=username or None, client_id=client.client_id)
@@ -719,7 +799,7 @@ class ExistSimulator:
             grant = form.get("grant_type")
             if grant == "authorization_code":
                 token = self.world.exchange_code(
-                    client_id, secret, form.get("code"), form.get("redirect_uri")
+                    client_id, secret, form.get("code"), form.get("redirect_uri") or None
                 )
             elif grant == "refresh_token":
                 token = self.world.refresh(client_id, secret, form.get("refresh_token"))
@@ -762,6 +842,9 @@ class ExistSimulator:
             Route("/attributes", self._admin_attributes, methods=["GET"]),
             Route("/owners", self._admin_set_owner, methods=["POST"]),
             Route("/refusals", self._admin_refuse, methods=["POST"]),
+            Route("/item-failures", self._admin_fail_items, methods=["POST"]),
+            Route("/item-failures", self._admin_clear_item_failures, methods=["DELETE"]),
+            Route("/settings", self._admin_settings, methods=["GET", "POST"]),
             Route("/values", self._admin_set_value, methods=["PUT"]),
             Route("/values", self._admin_values, methods=["GET"]),
             Route("/faults", self._admin_faults, methods=["GET"]),
@@ -788,10 +871,21 @@ class ExistSimulator:
             with self.world.lock:
                 return {
                     "now": self.clock.now().isoformat(),
+                    "empty_days": self.empty_days,
+                    "retry_after_on_429": self.retry_after_on_429,
                     "users": {
                         user.username: {
                             "timezone": user.timezone,
                             "refused_templates": sorted(user.refused_templates),
+                            "item_failures": [
+                                {
+                                    "attribute": f.attribute,
+                                    "error_code": f.error_code,
+                                    "endpoints": sorted(f.endpoints),
+                                    "times": f.remaining,
+                                }
+                                for f in user.forced_failures
+                            ],
                             "attributes": {
                                 a.name: {
                                     **self.world.attribute_json(a),
@@ -894,6 +988,7 @@ class ExistSimulator:
                 owner=body.get("owner"),
                 manual=bool(body.get("manual", False)),
                 active=bool(body.get("active", True)),
+                priority=body.get("priority"),
             ).model_dump(mode="json")
         )
 
@@ -916,6 +1011,47 @@ class ExistSimulator:
         return await self._admin(
             lambda: self.refuse_template(str(body["username"]), str(body["template"]))
         )
+
+    async def _admin_fail_items(self, request: Request) -> Response:
+        """`{"username", "attribute", "error_code", "error"?, "endpoints"?, "times"?}`: see
+        `fail_items`."""
+        body = await _json_object(request)
+
+        def add() -> JsonObject:
+            forced = self.fail_items(
+                str(body["username"]),
+                str(body["attribute"]),
+                str(body["error_code"]),
+                body.get("error"),
+                endpoints=list(body.get("endpoints", ["update", "increment"])),
+                times=body.get("times"),
+            )
+            return {
+                "attribute": forced.attribute,
+                "error_code": forced.error_code,
+                "error": forced.error,
+                "endpoints": sorted(forced.endpoints),
+                "times": forced.remaining,
+            }
+
+        return await self._admin(add)
+
+    async def _admin_clear_item_failures(self, request: Request) -> Response:
+        username = request.query_params.get("username")
+        return await self._admin(lambda: self.clear_item_failures(username))
+
+    async def _admin_settings(self, request: Request) -> Response:
+        """The per-test switches: `empty_days` ("null" or "zero") and `retry_after_on_429`."""
+        body = await _json_object(request) if request.method == "POST" else {}
+
+        def settle() -> JsonObject:
+            if "empty_days" in body:
+                self.empty_days = body["empty_days"]
+            if "retry_after_on_429" in body:
+                self.retry_after_on_429 = bool(body["retry_after_on_429"])
+            return {"empty_days": self.empty_days, "retry_after_on_429": self.retry_after_on_429}
+
+        return await self._admin(settle)
 
     async def _admin_set_value(self, request: Request) -> Response:
         body = await _json_object(request)

@@ -2,8 +2,15 @@
 codes and tokens, and the rules for owning and writing attributes.
 
 Everything here is plain Python under one lock, independent of HTTP, so the admin API, the
-Python seeding API and the simulated endpoints share exactly the same rules. Choices where
-`reference/exist.md` is silent or says [guess] are marked "[guess]" where they are made.
+Python seeding API and the simulated endpoints share exactly the same rules. Each rule names the
+file of Exist's developer docs it follows (github.com/hellocodeco/exist-api-docs, `docs/…`);
+choices the docs leave open are marked "[guess]" where they are made.
+
+Two switches let a test pick between answers the docs allow:
+- `ExistWorld.empty_days`: whether a day without data reads as `null` (reference/object_types.md)
+  or as the type's default, 0 (guide/read_client.md);
+- `ExistWorld.fail_items`: a per-item write failure with any `error_code` for one attribute (the
+  docs name only `missing_field`, `validation` and, on release, `unauthorised`).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from timebridge.clock import Clock
@@ -31,6 +38,22 @@ from timebridge.fakes.exist.catalogue import (
 MAX_ITEMS = 35
 #: [guess] How long an authorization code stays valid (a common OAuth2 server default).
 CODE_LIFETIME = timedelta(minutes=10)
+#: The write endpoints a forced item failure (`ExistWorld.fail_items`) can apply to.
+WRITE_ENDPOINTS = frozenset({"acquire", "release", "create", "update", "increment"})
+#: How a day without data reads: `null` (reference/object_types.md: "this will be reflected
+#: with a null value") or `zero` (guide/read_client.md: "Zero is the default value for other
+#: types like quantities"; types without a default, such as time of day, scale and string, stay
+#: null).
+EmptyDays = Literal["null", "zero"]
+#: Value types whose days without data read as 0 when `empty_days == "zero"` ([guess] for
+#: decimal and percentage: the guide names "quantities" only).
+_ZERO_DEFAULT = {
+    ValueType.QUANTITY: 0,
+    ValueType.DECIMAL: 0.0,
+    ValueType.DURATION: 0,
+    ValueType.PERCENTAGE: 0.0,
+    ValueType.BOOLEAN: 0,
+}
 
 JsonObject = dict[str, Any]
 
@@ -75,6 +98,18 @@ class SimService:
 
 
 @dataclass
+class ForcedFailure:
+    """A per-item failure a test imposes on one attribute (see `ExistWorld.fail_items`)."""
+
+    attribute: str
+    error_code: str
+    error: str
+    endpoints: frozenset[str]
+    #: How many more matching items fail; None means until cleared.
+    remaining: int | None = None
+
+
+@dataclass
 class SimClient:
     """An OAuth2 client. Writing through it acts as its service."""
 
@@ -83,6 +118,12 @@ class SimClient:
     service: str
     #: Allowed redirect URIs; empty means any (convenient for local demos) [guess].
     redirect_uris: list[str] = field(default_factory=list)
+
+    @property
+    def default_redirect_uri(self) -> str | None:
+        """Where the user goes back when a request names no redirect URI: the first registered
+        one ([guess] what an OAuth2 server does with several)."""
+        return self.redirect_uris[0] if self.redirect_uris else None
 
 
 @dataclass
@@ -113,6 +154,8 @@ class SimUser:
     attributes: dict[str, SimAttribute] = field(default_factory=dict)
     #: Templates this user's Exist refuses to acquire or create (as if Exist did not know them).
     refused_templates: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Per-item failures imposed by a test, first match wins.
+    forced_failures: list[ForcedFailure] = field(default_factory=list)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -142,6 +185,8 @@ class SimCode:
     code: str
     username: str
     client_id: str
+    #: The redirect URI the user was sent back to (the client's registered one when the
+    #: authorization request named none).
     redirect_uri: str
     scopes: frozenset[str]
     expires_at: datetime
@@ -191,6 +236,8 @@ class ExistWorld:
         self.tokens: dict[str, SimToken] = {}
         self.refresh_tokens: dict[str, SimToken] = {}
         self.codes: dict[str, SimCode] = {}
+        #: How days without data read (`values/`, `with-values/`); a per-test switch.
+        self.empty_days: EmptyDays = "null"
 
     # --- seeding --------------------------------------------------------------------------------
 
@@ -270,8 +317,13 @@ class ExistWorld:
         owner: str | None = None,
         manual: bool = False,
         active: bool = True,
+        priority: int | None = None,
     ) -> SimAttribute:
-        """Give a user an attribute directly (as if another app or the user had made it)."""
+        """Give a user an attribute directly (as if another app or the user had made it).
+
+        `priority` overrides the template's or the group's next one: 10 or more makes the
+        attribute "low priority", hidden from reads without `include_low_priority`.
+        """
         with self.lock:
             user = self.user(username)
             if owner is not None:
@@ -289,6 +341,8 @@ class ExistWorld:
                     raise ValueError(f"unknown group {group!r}")
                 attribute = self._custom(user, label, group, ValueType(value_type), manual, owner)
             attribute.active = active
+            if priority is not None:
+                attribute.priority = priority
             return attribute
 
     def refuse_template(
@@ -309,6 +363,71 @@ class ExistWorld:
                 error_code,
                 error or f"Template '{template}' does not exist",
             )
+
+    def fail_items(
+        self,
+        username: str,
+        attribute: str,
+        error_code: str,
+        error: str | None = None,
+        *,
+        endpoints: Iterable[str] = ("update", "increment"),
+        times: int | None = None,
+    ) -> ForcedFailure:
+        """Make every write item naming `attribute` fail with `error_code` (any string).
+
+        The item lands in the answer's `failed` list with `error_code` and `error`, the answer
+        is a 202 and the item has no effect; the batch's other items go on as usual. `attribute`
+        is matched against an item's `name` or `template` (for `create`, also the API name its
+        label would get). `endpoints` picks among acquire, release, create, update and
+        increment; `times` limits it to the next N matching items (None: until
+        `clear_item_failures`). A malformed item still fails as `missing_field` first.
+
+        [docs] Only `missing_field` and `validation` (reference/writing_data.md) and
+        `unauthorised` (reference/attribute_ownership.md, on release) are documented; this is
+        how tests reach the codes Exist may send without saying so.
+        """
+        chosen = frozenset(endpoints)
+        unknown = chosen - WRITE_ENDPOINTS
+        if not chosen or unknown:
+            raise ValueError(
+                f"endpoints must be among {sorted(WRITE_ENDPOINTS)} (got {sorted(chosen)})"
+            )
+        if not error_code:
+            raise ValueError("error_code must not be empty")
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1")
+        forced = ForcedFailure(
+            attribute=attribute,
+            error_code=error_code,
+            error=error or f"Attribute '{attribute}' failed ({error_code})",
+            endpoints=chosen,
+            remaining=times,
+        )
+        with self.lock:
+            self.user(username).forced_failures.append(forced)
+        return forced
+
+    def clear_item_failures(self, username: str | None = None) -> None:
+        """Remove the failures `fail_items` imposed (on one user, or on everyone)."""
+        with self.lock:
+            users = [self.user(username)] if username is not None else self.users.values()
+            for user in users:
+                user.forced_failures.clear()
+
+    def _forced(self, user: SimUser, endpoint: str, item: Mapping[str, Any]) -> None:
+        """Raise the failure a test imposed on this item, if any."""
+        keys = {str(item[key]) for key in ("name", "template") if item.get(key)}
+        if endpoint == "create" and item.get("label"):
+            keys.add(slugify(str(item["label"])))
+        for forced in user.forced_failures:
+            if endpoint not in forced.endpoints or forced.attribute not in keys:
+                continue
+            if forced.remaining is not None:
+                forced.remaining -= 1
+                if forced.remaining <= 0:
+                    user.forced_failures.remove(forced)
+            raise ItemFailure(forced.error_code, forced.error)
 
     def set_value(
         self, username: str, attribute: str, day: date, value: AttributeValue | None
@@ -377,9 +496,10 @@ class ExistWorld:
             name = f"{base}_{suffix}"
             suffix += 1
         # [guess] custom attributes go after the group's others but never become "low priority"
-        # (hidden by default): that is for a few obscure templates.
+        # (priority >= 10, hidden by default): that is for a few obscure templates. A test that
+        # wants a low-priority attribute seeds one with `add_attribute(priority=...)`.
         priority = min(
-            LOW_PRIORITY, 1 + sum(1 for a in user.attributes.values() if a.group == group)
+            LOW_PRIORITY - 1, 1 + sum(1 for a in user.attributes.values() if a.group == group)
         )
         attribute = SimAttribute(
             name=name,
@@ -464,6 +584,14 @@ class ExistWorld:
     def exchange_code(
         self, client_id: str | None, secret: str | None, code: str | None, redirect_uri: str | None
     ) -> SimToken:
+        """Trade a code for a token pair.
+
+        `redirect_uri` may be left out (reference/authentication/oauth2.md lists it, but a
+        production client, existintegrations2's ExistApiService, omits it both here and at
+        authorize): then the code must have been issued for the client's registered redirect
+        URI, as RFC 6749 section 4.1.3 requires the URI only when the authorization request
+        named one. When given, it must equal the code's.
+        """
         with self.lock:
             client = self._client_for_token_request(client_id, secret)
             found = self.codes.get(code or "")
@@ -474,7 +602,8 @@ class ExistWorld:
                 or found.expires_at <= self.clock.now()
             ):
                 raise OAuthError(400, "invalid_grant", "Invalid or expired authorization code")
-            if redirect_uri != found.redirect_uri:
+            expected = redirect_uri if redirect_uri is not None else client.default_redirect_uri
+            if expected != found.redirect_uri:
                 raise OAuthError(400, "invalid_grant", "Mismatching redirect URI")
             found.used = True
             return self._issue(found.username, found.client_id, found.scopes)
@@ -561,12 +690,14 @@ class ExistWorld:
             return sorted(found, key=lambda a: (GROUPS[a.group].priority, a.priority, a.name))
 
     def day_values(self, attribute: SimAttribute, newest: date, days: int) -> list[JsonObject]:
-        """`days` consecutive dates ending at `newest`, newest first; no data is null [docs]."""
+        """`days` consecutive dates ending at `newest`, newest first: every day is listed
+        (reference/object_types.md), a day without data as `empty_days` says."""
         with self.lock:
+            empty = _ZERO_DEFAULT.get(attribute.value_type) if self.empty_days == "zero" else None
             return [
                 {
                     "date": (newest - timedelta(days=offset)).isoformat(),
-                    "value": attribute.values.get(newest - timedelta(days=offset)),
+                    "value": attribute.values.get(newest - timedelta(days=offset), empty),
                 }
                 for offset in range(days)
             ]
@@ -579,9 +710,21 @@ class ExistWorld:
         if service not in attribute.available:
             attribute.available.append(service)
 
-    def acquire(
-        self, token: SimToken, index: int, item: Mapping[str, Any], *, allow_user_defined: bool
-    ) -> SimAttribute:
+    def acquire(self, token: SimToken, index: int, item: Mapping[str, Any]) -> SimAttribute:
+        """Make the token's service the owner of one attribute (reference/attribute_ownership.md).
+
+        - `template`: the templated attribute, created first if the user lacks it [docs].
+        - `name`: any existing attribute, templated or custom. The docs dropped the
+          `allow_user_defined` query flag in 2022 (commit bb88638): `name` alone means "any
+          attribute", so the flag is ignored.
+        - `manual` (optional) sets whether Exist offers manual entry for it [docs]. Left out, an
+          existing attribute keeps its flag, and one created here is manual, as
+          `attributes/create/` defaults (reference/creating_attributes.md); [guess] the guide
+          (guide/write_client.md) sends `"manual": false` "to make sure that when we acquire the
+          attribute, it is not shown for manual entry", which implies the default can be manual.
+        - Acquiring what the service already owns succeeds again (guide/write_client.md: "We
+          could run this again and get the same result"); `manual` still applies.
+        """
         with self.lock:
             user = self.users[token.username]
             service = self.service_of(token)
@@ -590,40 +733,28 @@ class ExistWorld:
             manual = item.get("manual")
             if not template and not name:
                 raise _missing(index, ["name"])
+            self._forced(user, "acquire", item)
             if template:
                 template = str(template)
                 self._check_template(user, template)
-                spec = TEMPLATES[template]
-                is_manual = bool(manual) if manual is not None else False
-                if not self.can_write(token, spec.group, is_manual):
-                    raise _no_scope(spec.group)
-                attribute = user.by_template(template)
-                if attribute is None:
-                    # [docs] acquiring a template the user lacks creates it.
-                    attribute = self._from_template(user, template, manual=is_manual, owner=service)
-                    attribute.available = [service]
-                    return attribute
+                found = user.by_template(template)
+                if found is None:
+                    is_manual = bool(manual) if manual is not None else True
+                    group = TEMPLATES[template].group
+                    if not self.can_write(token, group, is_manual):
+                        raise _no_scope(group)
+                    return self._from_template(user, template, manual=is_manual, owner=service)
             else:
                 found = user.attributes.get(str(name))
                 if found is None:
                     raise ItemFailure("not_found", f"Attribute '{name}' not found")
-                attribute = found
-                if attribute.template is None and not allow_user_defined:
-                    # [docs] `allow_user_defined` is what lets a client take a custom attribute.
-                    raise ItemFailure(
-                        "validation",
-                        f"Attribute '{name}' is not templated; "
-                        "set allow_user_defined to acquire it",
-                    )
-                if not self.can_write(token, attribute.group, attribute.manual):
-                    raise _no_scope(attribute.group)
-            if attribute.owner == service:
-                # [docs guide] acquiring what you already own is an error; [guess] its code.
-                raise ItemFailure(
-                    "already_owned", f"Attribute '{attribute.name}' is already owned by you"
-                )
-            if manual is not None:
-                attribute.manual = bool(manual)
+            attribute = found
+            # [guess] The scope needed is that of the attribute as it will be: its group's write
+            # scope, or `manual_write` for one that stays manual.
+            is_manual = bool(manual) if manual is not None else attribute.manual
+            if not self.can_write(token, attribute.group, is_manual):
+                raise _no_scope(attribute.group)
+            attribute.manual = is_manual
             self._take_ownership(attribute, service)
             return attribute
 
@@ -634,6 +765,7 @@ class ExistWorld:
             name = item.get("name")
             if not name:
                 raise _missing(index, ["name"])
+            self._forced(user, "release", item)
             attribute = user.attributes.get(str(name))
             if attribute is None:
                 raise ItemFailure("not_found", f"Attribute '{name}' not found")
@@ -652,8 +784,9 @@ class ExistWorld:
         with self.lock:
             user = self.users[token.username]
             service = self.service_of(token)
-            # [docs] `manual` defaults to true on create.
+            # [docs] `manual` defaults to true on create (reference/creating_attributes.md).
             manual = bool(item.get("manual", True))
+            self._forced(user, "create", item)
             template = item.get("template")
             if template:
                 template = str(template)
@@ -715,6 +848,7 @@ class ExistWorld:
             missing = [key for key in ("name", "date", "value") if key not in item]
             if missing:
                 raise _missing(index, missing)
+            self._forced(user, "update", item)
             day = _parse_date(item["date"])
             attribute = self._writable(token, user, item["name"])
             attribute.values[day] = check_value(attribute, item["value"])
@@ -726,6 +860,7 @@ class ExistWorld:
             missing = [key for key in ("name", "value") if key not in item]
             if missing:
                 raise _missing(index, missing)
+            self._forced(user, "increment", item)
             day = _parse_date(item["date"]) if item.get("date") else self.today(user)
             attribute = self._writable(token, user, item["name"])
             if not attribute.value_type.can_increment:
