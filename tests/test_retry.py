@@ -57,3 +57,13 @@ def test_test_mode_never_waits_but_decides_the_same() -> None:
 def test_nonsense_configuration_is_refused() -> None:
     with pytest.raises(ValueError, match="attempts"):
         RetryPolicy(attempts=0)
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_429_without_retry_after_falls_back_to_the_jittered_backoff(idempotent: bool) -> None:
+    policy = RetryPolicy(attempts=3, initial_delay=2, multiplier=3, jitter=0.5)
+    first = policy.next_delay(RetryReason.RATE_LIMITED, 1, idempotent=idempotent)
+    second = policy.next_delay(RetryReason.RATE_LIMITED, 2, idempotent=idempotent)
+    assert first is not None and 1 <= first <= 3
+    assert second is not None and 3 <= second <= 9
+    assert policy.next_delay(RetryReason.RATE_LIMITED, 3, idempotent=idempotent) is None

@@ -39,7 +39,9 @@ class RetryPolicy:
     `initial_delay` up to `max_delay`, each multiplied by a random factor in
     [1 - jitter, 1 + jitter] so that many clients failing together do not retry together. A
     `Retry-After` the upstream sends is honoured as given, unless it is longer than
-    `max_retry_after`, in which case the call fails at once rather than blocking for long.
+    `max_retry_after`, in which case the call fails at once rather than blocking for long. A 429
+    without one (Exist documents no headers) waits the same jittered backoff as any other
+    failure, within the same `attempts`, so a throttled client never hammers.
     """
 
     attempts: int = 4
