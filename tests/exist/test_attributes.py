@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
+import httpx
 import pytest
 
 from timebridge.exist import (
     AcquireItem,
+    AsyncExistClient,
     AuthenticationError,
     CreateItem,
     ExistClient,
@@ -114,11 +116,130 @@ def test_acquiring_by_name_needs_an_existing_attribute(exist: ExistClient) -> No
     assert failure.error_code == "not_found"
 
 
-def test_acquiring_what_we_already_own_is_a_harmless_item_failure(exist: ExistClient) -> None:
-    assert exist.acquire([AcquireItem(template="tv_min")]).ok
-    again = exist.acquire([AcquireItem(template="tv_min")])
-    assert [f.error_code for f in again.failed] == ["already_owned"]
+def test_acquiring_what_we_already_own_succeeds_again(
+    exist: ExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    # guide/write_client.md: "We could run this again and get the same result".
+    assert exist.acquire([AcquireItem(template="tv_min"), AcquireItem(name="tv_min")]).ok
+    exist_sim.clear_requests()
+    again = exist.acquire([AcquireItem(template="tv_min"), AcquireItem(name="tv_min")])
+    assert again.ok
+    assert [s.attribute.name for s in again.succeeded if s.attribute] == ["tv_min", "tv_min"]
+    assert [r.status for r in exist_sim.requests_to("attributes/acquire/")] == [200]
     assert [a.name for a in exist.all_owned_attributes()] == ["tv_min"]
+
+
+def test_acquire_sends_manual_false_so_exist_offers_no_manual_entry(
+    exist: ExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    # The user tracked TV by hand until now; once we provide it, Exist must stop offering
+    # manual entry (guide/write_client.md acquires with "manual": false for that reason).
+    exist_sim.add_attribute(user.username, template="tv_min", manual=True)
+    assert exist.acquire([AcquireItem(template="tv_min"), AcquireItem(template="gaming_min")]).ok
+    assert exist_sim.attribute(user.username, "tv_min").manual is False
+    assert exist_sim.attribute(user.username, "gaming_min").manual is False
+    # Re-acquiring what we own applies it too.
+    exist_sim.add_attribute(user.username, template="neutral_min", manual=True)
+    assert exist.acquire([AcquireItem(name="neutral_min")]).ok
+    assert exist.acquire([AcquireItem(name="neutral_min")]).ok
+    assert exist_sim.attribute(user.username, "neutral_min").manual is False
+
+
+def test_manual_can_be_left_to_exist(
+    exist: ExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    exist_sim.add_attribute(user.username, template="tv_min", manual=True)
+    assert exist.acquire([AcquireItem(template="tv_min", manual=None)]).ok
+    assert exist_sim.attribute(user.username, "tv_min").manual is True
+
+
+def _raw_post(api_url: str, token: str, path: str, body: object) -> httpx.Response:
+    return httpx.post(f"{api_url}{path}", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_simulator_follows_exists_manual_defaults(
+    api_url: str, personal_token: str, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    exist_sim.add_attribute(user.username, template="productive_min", manual=False)
+    exist_sim.add_attribute(user.username, template="mood", manual=True)
+    answer = _raw_post(
+        api_url,
+        personal_token,
+        "attributes/acquire/",
+        [{"template": "productive_min"}, {"name": "mood"}, {"template": "tv_min"}],
+    )
+    assert answer.status_code == 200, answer.text
+    # Without `manual`, an existing attribute keeps its flag; one the acquire creates is manual
+    # like anything created without the flag.
+    assert exist_sim.attribute(user.username, "productive_min").manual is False
+    assert exist_sim.attribute(user.username, "mood").manual is True
+    assert exist_sim.attribute(user.username, "tv_min").manual is True
+    created = _raw_post(
+        api_url,
+        personal_token,
+        "attributes/create/",
+        [{"label": "Reading", "group": "media", "value_type": 3}, {"template": "gaming_min"}],
+    )
+    assert created.status_code == 200, created.text
+    # reference/creating_attributes.md: `manual` defaults to true.
+    assert exist_sim.attribute(user.username, "reading").manual is True
+    assert exist_sim.attribute(user.username, "gaming_min").manual is True
+
+
+def test_a_custom_attribute_is_acquired_by_name_alone(
+    exist: ExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    # allow_user_defined left the acquire docs in 2022: `name` means any attribute.
+    exist_sim.add_attribute(
+        user.username, label="Watching movies", group="media", value_type=3, owner="trakt"
+    )
+    exist_sim.clear_requests()
+    result = exist.acquire([AcquireItem(name="watching_movies")])
+    assert result.ok
+    owner = exist_sim.attribute(user.username, "watching_movies").service
+    assert owner is not None and owner.name == "timebridge"
+    [sent] = exist_sim.requests_to("attributes/acquire/")
+    assert "allow_user_defined" not in sent.query
+
+
+def test_low_priority_attributes_are_read_only_when_asked_for(
+    exist: ExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    # reference/attributes.md: include_low_priority includes "attributes with a priority >= 10".
+    exist_sim.add_attribute(user.username, template="tv_min", priority=9)
+    exist_sim.add_attribute(user.username, template="gaming_min", priority=10)
+    exist_sim.add_attribute(user.username, template="movies_min", priority=14)
+    assert exist.acquire([AcquireItem(template=name) for name in BRIDGE_TEMPLATES[3:]]).ok
+    exist_sim.set_value(user.username, "gaming_min", date(2026, 3, 9), 25)
+
+    assert [a.name for a in exist.all_attributes(groups=["media"])] == ["tv_min"]
+    everything = exist.all_attributes(groups=["media"], include_low_priority=True)
+    assert [a.name for a in everything] == ["tv_min", "gaming_min", "movies_min"]
+    assert [a.name for a in exist.attributes(names=["gaming_min"]).results] == []
+    # What we own is what we own, wherever Exist lists it: the helper includes them.
+    owned = exist.all_owned_attributes()
+    assert sorted(a.name for a in owned) == ["gaming_min", "movies_min", "tv_min"]
+    assert [a.name for a in exist.all_owned_attributes(include_low_priority=False)] == ["tv_min"]
+    assert [a.name for a in exist.owned_attributes().results] == ["tv_min"]
+    assert len(exist.owned_attributes(include_low_priority=True).results) == 3
+
+    hidden = exist.all_attributes_with_values(days=2, date_max=date(2026, 3, 9))
+    assert "gaming_min" not in {a.name for a in hidden}
+    [gaming] = exist.all_attributes_with_values(
+        days=2, date_max=date(2026, 3, 9), names=["gaming_min"], include_low_priority=True
+    )
+    assert [(v.date, v.value) for v in gaming.values] == [
+        (date(2026, 3, 9), 25),
+        (date(2026, 3, 8), None),
+    ]
+
+
+def test_low_priority_templates_are_listed_only_when_asked_for(exist: ExistClient) -> None:
+    shown = {t.name: t.priority for t in exist.all_templates(groups=["productivity"])}
+    assert "keystrokes" not in shown
+    assert max(shown.values()) < 10
+    everything = exist.all_templates(groups=["productivity"], include_low_priority=True)
+    assert {t.name: t.priority for t in everything}["keystrokes"] == 10
 
 
 def test_create_names_a_custom_attribute_after_its_label_and_refuses_duplicates(
@@ -242,3 +363,20 @@ def test_retry_policy_never_retries_a_401(
     ):
         client.profile()
     assert len(exist_sim.requests) == 1
+
+
+async def test_the_async_client_reads_low_priority_attributes_alike(
+    aexist: AsyncExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    exist_sim.add_attribute(user.username, template="gaming_min", owner="timebridge", priority=12)
+    assert [a.name for a in await aexist.all_owned_attributes()] == ["gaming_min"]
+    assert await aexist.all_owned_attributes(include_low_priority=False) == []
+    assert (await aexist.owned_attributes()).results == []
+    assert await aexist.all_attributes() == []
+    assert [a.name for a in await aexist.all_attributes(include_low_priority=True)] == [
+        "gaming_min"
+    ]
+    with_values = await aexist.all_attributes_with_values(include_low_priority=True)
+    assert [a.name for a in with_values] == ["gaming_min"]
+    assert (await aexist.attributes_with_values()).results == []
+    assert "keystrokes" in {t.name for t in await aexist.all_templates(include_low_priority=True)}

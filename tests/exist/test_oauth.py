@@ -102,6 +102,59 @@ def test_the_code_exchange_checks_secret_and_redirect_uri(
         client.exchange_code(_query(approve())["code"], "http://127.0.0.1:9999/other")
 
 
+REGISTERED_URI = "https://bridge.example/exist/callback"
+
+
+def test_the_flow_works_without_any_redirect_uri(
+    approve: Approve, exist_sim: ExistSimulator, app: OAuthApp, api_url: str, oauth_url: str
+) -> None:
+    # A production client (existintegrations2) names no redirect_uri, neither when sending the
+    # user to Exist nor when exchanging the code: Exist uses the client's registered one.
+    registered = exist_sim.add_client(
+        "Registered", client_id="registered", client_secret="s3cret", redirect_uris=[REGISTERED_URI]
+    )
+    url = authorize_url(registered.client_id, state="s1", oauth_base_url=oauth_url)
+    assert "redirect_uri" not in url
+    location = approve(url, client_id=registered.client_id)
+    assert location.startswith(REGISTERED_URI + "?")
+    code = Callback.parse(_query(location), expected_state="s1").code
+    credentials = OAuthApp(client_id="registered", client_secret=SecretStr("s3cret"))
+    with ExistClient(app=credentials, base_url=api_url, oauth_base_url=oauth_url) as client:
+        tokens = client.exchange_code(code)
+        assert tokens.refresh_token is not None
+        assert client.profile().username == "alice"
+
+
+def test_a_code_for_a_named_redirect_uri_needs_it_again_at_the_exchange(
+    approve: Approve, app: OAuthApp, api_url: str, oauth_url: str
+) -> None:
+    # RFC 6749 4.1.3: the URI named at authorize must be repeated (here: the test client has
+    # none registered, so there is no default to fall back on).
+    code = _query(approve())["code"]
+    with (
+        ExistClient(app=app, base_url=api_url, oauth_base_url=oauth_url) as client,
+        pytest.raises(AuthenticationError, match="redirect"),
+    ):
+        client.exchange_code(code)
+
+
+def test_no_redirect_uri_and_none_registered_is_refused_without_redirecting(
+    oauth_url: str, oauth_client: object
+) -> None:
+    answer = httpx.get(authorize_url(CLIENT_ID, oauth_base_url=oauth_url), follow_redirects=False)
+    assert answer.status_code == 400
+    assert "redirect URI" in answer.text
+
+
+def test_blank_redirect_uris_are_refused_before_any_request(app: OAuthApp) -> None:
+    with pytest.raises(ValueError, match="redirect_uri"):
+        authorize_url(CLIENT_ID, " ")
+    with ExistClient(app=app, base_url="http://127.0.0.1:9/api/2/") as client:
+        with pytest.raises(ValueError, match="redirect_uri"):
+            client.exchange_code("a-code", "")
+        assert client.requests_sent == 0
+
+
 def test_unknown_scopes_are_refused_on_the_redirect(approve: Approve, oauth_url: str) -> None:
     url = authorize_url(CLIENT_ID, REDIRECT_URI, scopes=["bogus_write"], oauth_base_url=oauth_url)
     with httpx.Client() as browser:
@@ -262,3 +315,17 @@ def test_secrets_stay_out_of_reprs(oauth_tokens: TokenFactory, app: OAuthApp) ->
     assert tokens.refresh_token is not None
     assert tokens.refresh_token.get_secret_value() not in shown
     assert "timebridge-test-secret" not in shown
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "lifetime"),
+    [(31535999, timedelta(seconds=31535999)), ("3600", timedelta(hours=1)), ("soon", None)],
+)
+def test_token_answers_parse_whatever_form_expires_in_takes(
+    expires_in: object, lifetime: timedelta | None, clock: FakeClock
+) -> None:
+    tokens = ExistTokens.from_token_response(
+        {"access_token": "abc", "expires_in": expires_in}, now=clock.now()
+    )
+    assert tokens.expires_at == (clock.now() + lifetime if lifetime is not None else None)
+    assert not tokens.can_refresh

@@ -193,3 +193,37 @@ def test_demo_seed_prints_working_credentials(clock: FakeClock) -> None:
 def test_pages_past_the_end_are_404(exist: ExistClient) -> None:
     with pytest.raises(NotFound):
         exist.templates(page=99)
+
+
+def test_the_per_test_switches_can_be_set_over_the_admin_api(
+    admin: httpx.Client, exist_sim: ExistSimulator
+) -> None:
+    assert admin.get("/settings").json() == {"empty_days": "null", "retry_after_on_429": True}
+    changed = admin.post("/settings", json={"empty_days": "zero", "retry_after_on_429": False})
+    assert changed.json() == {"empty_days": "zero", "retry_after_on_429": False}
+    assert (exist_sim.empty_days, exist_sim.retry_after_on_429) == ("zero", False)
+    refused = admin.post("/settings", json={"empty_days": "nothing"})
+    assert refused.status_code == 400
+    assert exist_sim.empty_days == "zero"
+
+
+def test_manual_false_leaves_manual_attributes_out_of_lists(
+    exist: ExistClient, exist_sim: ExistSimulator, api_url: str, personal_token: str
+) -> None:
+    # reference/attributes.md: `manual` "set to true to only show manual attributes or false to
+    # exclude".
+    exist_sim.add_attribute("alice", template="mood", manual=True)
+    exist_sim.add_attribute("alice", template="steps")
+
+    def names(manual: str | None) -> list[str]:
+        params = {} if manual is None else {"manual": manual}
+        answer = httpx.get(
+            f"{api_url}attributes/",
+            params=params,
+            headers={"Authorization": f"Bearer {personal_token}"},
+        )
+        return [a["name"] for a in answer.json()["results"]]
+
+    assert names(None) == ["steps", "mood"]
+    assert names("true") == ["mood"]
+    assert names("false") == ["steps"]

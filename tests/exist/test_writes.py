@@ -15,7 +15,7 @@ from timebridge.exist import (
     ServerError,
     UpdateItem,
 )
-from timebridge.fakes.exist import ExistSimulator, SimUser
+from timebridge.fakes.exist import EmptyDays, ExistSimulator, SimUser
 from timebridge.retry import RetryPolicy
 
 DAY = date(2026, 3, 9)
@@ -236,3 +236,169 @@ def test_a_client_with_no_retries_sees_the_server_error(
             client.profile()
         assert raised.value.status_code == 503
         assert client.profile().username == "alice"
+
+
+# --- days without data: null or 0 -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("empty_days", "empty"), [("null", None), ("zero", 0)])
+def test_days_without_data_read_as_null_or_zero_and_both_are_empty(
+    owned: ExistClient,
+    exist_sim: ExistSimulator,
+    user: SimUser,
+    empty_days: EmptyDays,
+    empty: object,
+) -> None:
+    # reference/object_types.md says null, guide/read_client.md says 0: the client takes both.
+    exist_sim.empty_days = empty_days
+    owned.update(
+        [
+            UpdateItem(name="tv_min", date=DAY, value=60),
+            UpdateItem(name="tv_min", date=DAY - timedelta(days=2), value=0),
+        ]
+    )
+    page = owned.values("tv_min", date_max=DAY, limit=3)
+    assert [(v.value, v.is_empty) for v in page.results] == [
+        (60, False),
+        (empty, True),
+        (0, True),
+    ]
+    [with_values] = owned.all_attributes_with_values(days=3, date_max=DAY, names=["tv_min"])
+    assert [v.value for v in with_values.values] == [60, empty, 0]
+    between = owned.values_between("tv_min", DAY - timedelta(days=1), DAY)
+    assert [v.is_empty for v in between] == [False, True]
+
+
+def test_zero_for_empty_days_only_where_the_type_has_a_default(
+    exist: ExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    # guide/read_client.md: types without a default value (time of day, scale) print None.
+    exist_sim.empty_days = "zero"
+    exist_sim.add_attribute(user.username, template="mood", manual=True)
+    exist_sim.add_attribute(user.username, template="steps")
+    found = exist.all_attributes_with_values(days=1, date_max=DAY, names=["mood", "steps"])
+    assert {a.name: a.values[0].value for a in found} == {"mood": None, "steps": 0}
+
+
+# --- per-item failures with any code --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["not_found", "unauthorised", "forbidden", "never_seen_before"])
+def test_any_per_item_error_code_comes_back_with_its_item(
+    owned: ExistClient, exist_sim: ExistSimulator, user: SimUser, code: str
+) -> None:
+    exist_sim.fail_items(user.username, "tv_min", code, "Something Exist said")
+    refused = UpdateItem(name="tv_min", date=DAY, value=30)
+    fine = UpdateItem(name="productive_min", date=DAY, value=45)
+    exist_sim.clear_requests()
+
+    result = owned.update([refused, fine])
+
+    assert [(f.item, f.error_code, f.error) for f in result.failed] == [
+        (refused, code, "Something Exist said")
+    ]
+    assert [s.item for s in result.succeeded] == [fine]
+    assert [r.status for r in exist_sim.requests_to("attributes/update/")] == [202]
+    assert exist_sim.stored_values(user.username, "tv_min") == {}
+    assert exist_sim.stored_values(user.username, "productive_min") == {DAY: 45}
+
+
+def test_an_item_failure_can_be_limited_to_the_next_items_and_cleared(
+    owned: ExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    item = UpdateItem(name="tv_min", date=DAY, value=30)
+    exist_sim.fail_items(user.username, "tv_min", "forbidden", times=1)
+    [failure] = owned.update([item]).failed
+    assert failure.error_code == "forbidden"
+    assert failure.error  # a default message
+    assert owned.update([item]).ok
+
+    exist_sim.fail_items(user.username, "tv_min", "unauthorised")
+    assert not owned.update([item]).ok
+    assert not owned.update([item]).ok
+    exist_sim.clear_item_failures(user.username)
+    assert owned.update([item]).ok
+    assert exist_sim.stored_values(user.username, "tv_min") == {DAY: 30}
+
+
+def test_an_item_failure_can_hit_acquire_and_release_too(
+    exist: ExistClient, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    exist_sim.fail_items(user.username, "tv_min", "locked", endpoints=["acquire"])
+    acquired = exist.acquire([AcquireItem(template="tv_min"), AcquireItem(template="gaming_min")])
+    assert [(f.item.template, f.error_code) for f in acquired.failed] == [("tv_min", "locked")]
+    assert "tv_min" not in {a.name for a in exist_sim.attributes(user.username)}
+    exist_sim.clear_item_failures()
+    assert exist.acquire([AcquireItem(template="tv_min")]).ok
+
+    exist_sim.fail_items(user.username, "tv_min", "locked", endpoints=["release"])
+    # Writes are not affected unless asked for.
+    assert exist.update([UpdateItem(name="tv_min", date=DAY, value=5)]).ok
+    released = exist.release(["tv_min", "gaming_min"])
+    assert [(f.item.name, f.error_code) for f in released.failed] == [("tv_min", "locked")]
+    assert exist_sim.attribute(user.username, "gaming_min").service is None
+    owner = exist_sim.attribute(user.username, "tv_min").service
+    assert owner is not None and owner.name == "timebridge"
+    with pytest.raises(ValueError, match="endpoints"):
+        exist_sim.fail_items(user.username, "tv_min", "x", endpoints=["delete"])
+
+
+def test_item_failures_can_be_set_over_the_admin_api(
+    owned: ExistClient, exist_sim: ExistSimulator, user: SimUser, api_url: str
+) -> None:
+    admin = api_url.replace("/api/2/", "/_admin")
+    answer = httpx.post(
+        f"{admin}/item-failures",
+        json={"username": user.username, "attribute": "tv_min", "error_code": "forbidden"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["endpoints"] == ["increment", "update"]
+    [failure] = owned.increment([IncrementItem(name="tv_min", date=DAY, value=1)]).failed
+    assert failure.error_code == "forbidden"
+    assert httpx.delete(f"{admin}/item-failures").status_code == 200
+    assert owned.increment([IncrementItem(name="tv_min", date=DAY, value=1)]).ok
+
+
+# --- answers the docs show or allow ---------------------------------------------------------------
+
+
+def test_a_failed_echo_without_a_code_or_the_original_fields_is_still_paired(
+    owned: ExistClient, exist_sim: ExistSimulator
+) -> None:
+    # The acquire docs' own example echoes a failed item as {"title": ...}; a code may be absent.
+    exist_sim.faults.add(
+        method="POST",
+        path="/api/2/attributes/update/",
+        status=202,
+        body=(
+            '{"success": [{"name": "productive_min", "date": "2026-03-09", "value": 1}],'
+            ' "failed": [{"title": "tv_min", "error": "nope"}]}'
+        ),
+        times=1,
+    )
+    refused = UpdateItem(name="tv_min", date=DAY, value=2)
+    fine = UpdateItem(name="productive_min", date=DAY, value=1)
+    result = owned.update([refused, fine])
+    assert [s.item for s in result.succeeded] == [fine]
+    assert [(f.item, f.error_code, f.error) for f in result.failed] == [
+        (refused, "unknown", "nope")
+    ]
+
+
+def test_the_docs_short_acquire_echo_is_a_success(
+    exist: ExistClient, exist_sim: ExistSimulator
+) -> None:
+    # reference/attribute_ownership.md shows {"name": ..., "active": "true"} (a string).
+    exist_sim.faults.add(
+        method="POST",
+        path="/api/2/attributes/acquire/",
+        status=200,
+        body='{"success": [{"name": "tv_min", "active": "true"}], "failed": []}',
+        times=1,
+    )
+    result = exist.acquire([AcquireItem(name="tv_min")])
+    assert result.ok
+    [success] = result.succeeded
+    assert success.item == AcquireItem(name="tv_min")
+    assert success.name == "tv_min"
+    assert success.attribute is None
