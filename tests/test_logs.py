@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
 import structlog
+import uvicorn
 from pydantic import SecretStr
 
 from timebridge.logs import (
@@ -85,7 +87,7 @@ def test_standard_library_records_and_their_extras_are_redacted(json_lines: io.S
 def test_registered_secret_is_masked_even_in_free_text_and_tracebacks() -> None:
     for log_format in ("json", "console"):
         stream = io.StringIO()
-        configure_logging(log_format=log_format, stream=stream)  # type: ignore[arg-type]
+        configure_logging(log_format=log_format, stream=stream)
         register_secret(SecretStr(TOKEN))
         log = get_logger("test")
         log.info(f"the token is {TOKEN}")
@@ -142,3 +144,66 @@ def test_auto_format_writes_json_when_not_a_terminal() -> None:
 def test_chatty_libraries_stay_quiet_at_info(json_lines: io.StringIO) -> None:
     logging.getLogger("httpx").info("HTTP Request: GET https://api.track.toggl.com/ 200")
     assert json_lines.getvalue() == ""
+
+
+@pytest.fixture
+def uvicorn_logs_at_info() -> Iterator[None]:
+    """uvicorn's loggers as a service that passes `log_config=None` finds them: a simulator
+    started earlier in this process applies uvicorn's own configuration (a handler of its own,
+    no propagation, CRITICAL)."""
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error")]
+    saved = [(logger.level, logger.propagate, list(logger.handlers)) for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
+        logger.handlers.clear()
+    yield
+    for logger, (level, propagate, handlers) in zip(loggers, saved, strict=True):
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.handlers[:] = handlers
+
+
+@pytest.mark.usefixtures("uvicorn_logs_at_info")
+def test_uvicorns_records_come_out_as_plain_json_without_color_message(
+    json_lines: io.StringIO,
+) -> None:
+    """A real uvicorn server's start and stop records: uvicorn attaches a coloured copy of each
+    message (`color_message`) that must not reach a log line, nor any escape code."""
+    config = uvicorn.Config(_empty_app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.01)
+    server.should_exit = True
+    thread.join(10)
+    output = json_lines.getvalue()
+    events = [str(record["event"]) for record in records(json_lines)]
+    assert any(event.startswith("Started server process [") for event in events), events
+    assert any(event.startswith("Uvicorn running on http://127.0.0.1:") for event in events)
+    assert "color_message" not in output
+    assert "\\u001b" not in output and "\x1b" not in output
+
+
+async def _empty_app(scope: object, receive: object, send: object) -> None:
+    return None
+
+
+@pytest.mark.usefixtures("uvicorn_logs_at_info")
+def test_escape_codes_never_reach_a_line_in_either_format() -> None:
+    coloured = "\x1b[1;31mred\x1b[0m and \x1b]8;;https://example.com\x1b\\a link\x1b]8;;\x1b\\"
+    for log_format in ("json", "console"):
+        stream = io.StringIO()
+        configure_logging(log_format=log_format, stream=stream)
+        logging.getLogger("uvicorn.error").info(
+            "Started server process [%d]",
+            4242,
+            extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+        )
+        get_logger("test").warning(coloured, detail={"nested": [coloured]})
+        output = stream.getvalue()
+        assert "\x1b" not in output and "\\u001b" not in output, log_format
+        assert "color_message" not in output, log_format
+        assert "Started server process [4242]" in output, log_format
+        assert "red and a link" in output, log_format

@@ -13,6 +13,9 @@ into a log aggregator that many people can read:
 3. by value: secrets the process knows (tokens read from a personal config, say) are registered
    with `register_secret` and masked wherever they appear, even in a free-form message.
 The last two run once more over each rendered line, so even an exception's text is covered.
+
+Log lines are plain text: terminal escape codes (colours) are taken out of every value, and the
+coloured copy of the message uvicorn attaches to its records (`color_message`) is dropped.
 """
 
 from __future__ import annotations
@@ -49,8 +52,21 @@ _SECRET_PARAMETER = re.compile(
     r"(\b[\w-]*(?:token|secret|password|api[_-]?key)[\w-]*=)[^&\s\"',;]+", re.IGNORECASE
 )
 
-#: Loggers of libraries that are chatty at INFO (httpx logs every request line).
-_QUIET_LIBRARIES = ("httpx", "httpcore", "aiosqlite", "asyncio")
+#: Terminal escape sequences: colours and cursor moves (CSI), titles and links (OSC), and the
+#: two-byte ones.
+_TERMINAL_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]"  # CSI: ESC [ parameters intermediates final
+    r"|\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: ESC ] text, ended by BEL or ST
+    r"|[@-~])"  # ESC and one final byte
+)
+#: Fields that only repeat another in colour: uvicorn puts its message, with escape codes, in
+#: the `color_message` extra of its records.
+_TERMINAL_ONLY_FIELDS = frozenset({"color_message"})
+
+#: Loggers of libraries that are chatty at INFO: httpx logs every request line, Alembic two lines
+#: on every start even when there is nothing to migrate (Timebridge logs applied migrations
+#: itself, see `timebridge.store.migrations`).
+_QUIET_LIBRARIES = ("httpx", "httpcore", "aiosqlite", "asyncio", "alembic")
 
 _known_secrets: set[str] = set()
 _known_secrets_lock = threading.Lock()
@@ -90,6 +106,33 @@ def is_secret_key(name: str) -> bool:
     return bool(_SECRET_KEY.search(name))
 
 
+def plain_text(text: str) -> str:
+    """`text` without terminal escape codes (colours and the like), stray ESC bytes included."""
+    if "\x1b" not in text:
+        return text
+    return _TERMINAL_ESCAPE.sub("", text).replace("\x1b", "")
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, Mapping):
+        return {key: _plain_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_value(item) for item in value]
+    return value
+
+
+def drop_terminal_styling(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: no escape codes in any value, and no `color_message`."""
+    for key in list(event_dict):
+        if key in _TERMINAL_ONLY_FIELDS:
+            del event_dict[key]
+        elif not key.startswith("_"):
+            event_dict[key] = _plain_value(event_dict[key])
+    return event_dict
+
+
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return scrub(value)
@@ -119,7 +162,8 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
 
 
 class _ScrubbedRenderer:
-    """Wraps the final renderer and scrubs the rendered line (the last line of defence)."""
+    """Wraps the final renderer and scrubs the rendered line (the last line of defence), escape
+    codes included (a console traceback is rendered from the exception itself)."""
 
     def __init__(self, renderer: Processor) -> None:
         self._renderer = renderer
@@ -129,9 +173,9 @@ class _ScrubbedRenderer:
     ) -> str | bytes | bytearray:
         rendered = self._renderer(logger, method, event_dict)
         if isinstance(rendered, str):
-            return scrub(rendered)
+            return scrub(plain_text(rendered))
         if isinstance(rendered, bytes | bytearray):
-            return scrub(bytes(rendered).decode("utf-8", "replace")).encode()
+            return scrub(plain_text(bytes(rendered).decode("utf-8", "replace"))).encode()
         return str(rendered)
 
 
@@ -183,10 +227,14 @@ def configure_logging(
     if as_json:
         # Tracebacks become plain text before redaction; structlog's dict tracebacks would
         # carry the frames' local variables, tokens included.
-        final: list[Processor] = [structlog.processors.format_exc_info, redact_secrets]
+        final: list[Processor] = [
+            structlog.processors.format_exc_info,
+            drop_terminal_styling,
+            redact_secrets,
+        ]
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
     else:
-        final = [redact_secrets]
+        final = [drop_terminal_styling, redact_secrets]
         renderer = structlog.dev.ConsoleRenderer(
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
@@ -248,9 +296,11 @@ __all__ = [
     "REDACTED",
     "LogFormat",
     "configure_logging",
+    "drop_terminal_styling",
     "forget_secrets",
     "get_logger",
     "is_secret_key",
+    "plain_text",
     "redact_secrets",
     "register_secret",
     "register_secrets",
