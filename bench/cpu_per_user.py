@@ -39,13 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from timebridge.entries import KeptEntry
+from timebridge.records import IN_FLIGHT, AttributeDate, ValueWrite
 from timebridge.sync.planner import (
-    IN_FLIGHT,
-    AttributeDate,
     Contribution,
     DayTotal,
     SyncPlan,
-    ValueWrite,
     fetch_range,
     local_midnight,
     local_today,
@@ -53,7 +52,6 @@ from timebridge.sync.planner import (
     round_minutes,
     window_dates,
 )
-from timebridge.sync.snapshot import KeptEntry
 from timebridge.toggl._api import time_entries_between
 from timebridge.toggl.models import TimeEntry
 

@@ -49,10 +49,10 @@ from timebridge.exist import AsyncExistClient, ValueType
 from timebridge.fakes import Fault, FaultPlan, serve_in_thread
 from timebridge.fakes.exist import ExistSimulator
 from timebridge.fakes.toggl import QUOTA_MESSAGE, SimUser, TogglSimulator
+from timebridge.records import UserId, ValueWrite
 from timebridge.retry import RetryPolicy
 from timebridge.sync.attributes import save_mapping
-from timebridge.sync.ledger import InMemoryLedgerStore, UserId
-from timebridge.sync.planner import ValueWrite
+from timebridge.sync.ledger import InMemoryLedgerStore
 from timebridge.sync.runner import RunReport, SyncRunner, UserSyncSettings
 from timebridge.toggl import AsyncTogglClient, TimeEntry
 

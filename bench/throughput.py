@@ -12,10 +12,10 @@ to the real services; 0 measures pure CPU). Seeds a store with N accounts connec
 `--database-url` and dropped at the end). Then, each engine in a process of its own
 (`bench.throughput_worker`), so that the peak RSS is the engine's own:
 
-- Timebridge: `EmbeddedScheduler(max_concurrency=C)` over `SyncService`: a first full cycle (not
+- Timebridge: `EmbeddedScheduler(max_concurrency=C)` over `Bridge.sync`: a first full cycle (not
   measured: it fills the ledger), a steady-state cycle, then ~10 % of users change their entries
   and a changed cycle runs.
-- The baseline, a naive loop: the same `SyncService.sync_user`, one user after another, on the
+- The baseline, a naive loop: the same `Bridge.sync`, one user after another, on the
   same data, for a steady and a changed cycle (after an unmeasured warm-up cycle, so that both
   engines are measured in warm processes). With real latency it is slow, so it runs on the
   first `--baseline-users` users (users/s is a rate: it does not depend on how many are synced).
@@ -245,9 +245,13 @@ async def seed_store(settings: Settings, seeded: Sequence[dict[str, Any]]) -> li
     try:
         for user in seeded:
             account = await store.accounts.create(f"{user['name']}@bench.example")
-            await store.toggl_connections.create(account.id, user["toggl_token"])
+            await store.toggl_connections.create(
+                account.id, user["toggl_token"], origin=settings.toggl_base_url
+            )
             await store.exist_connections.save(
-                account.id, ExistTokens(access_token=SecretStr(user["exist_token"]), scope="")
+                account.id,
+                ExistTokens(access_token=SecretStr(user["exist_token"]), scope=""),
+                origin=settings.exist_base_url,
             )
             await store.mappings.replace(
                 account.id,

@@ -9,8 +9,8 @@ the ledger and reads every user's zone from Exist), then measures a steady-state
 ~10 % of its users changed their Toggl entries, a changed cycle: each `repeat` times (the same
 users changing anew before each changed one), reporting the median. A measured cycle is
 - `timebridge`: `EmbeddedScheduler.run_cycle` with `concurrency` slots over
-  `SyncService.sync_user`;
-- `naive`: a plain loop calling `SyncService.sync_user` for one user after the other.
+  `Bridge.sync`;
+- `naive`: a plain loop calling `Bridge.sync` for one user after the other.
 
 Both engines measure warm processes on the same footing, on the event loop `timebridge serve`
 runs its scheduler on (uvloop where installed, as uvicorn chooses). Prints one JSON line: every
@@ -37,9 +37,9 @@ from typing import Any
 import httpx
 
 from timebridge._pool import ConnectionPool
+from timebridge.bridge import Bridge, Skipped
 from timebridge.config import Settings
 from timebridge.jobs import EmbeddedScheduler
-from timebridge.jobs.tasks import Skipped, SyncService
 from timebridge.store import open_store
 from timebridge.sync.runner import RunReport
 
@@ -150,14 +150,14 @@ async def run(config: WorkerConfig) -> WorkerResult:
     settings = Settings(**config.settings)
     store = await open_store(settings)
     pool = ConnectionPool()
-    service = SyncService(store, settings, pool=pool)
+    service = Bridge.from_settings(store, settings, pool=pool)
     simulators = Simulators(config.toggl_control, config.exist_control)
     accounts = [account for account, _ in config.users]
     reports: list[RunReport | Skipped | BaseException] = []
 
     async def sync_user(user: int) -> RunReport | Skipped:
         try:
-            result = await service.sync_user(user)
+            result = await service.sync(user)
         except Exception as exc:
             # `sync_user` raised (the store failed outside the runner's guard): the scheduler
             # logs it and goes on; the figures count it.

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.sync.oracle import truth
+from timebridge.bridge import Bridge, PersonalSync
 from timebridge.clock import FakeClock
 from timebridge.config import Settings
 from timebridge.fakes.exist import ExistSimulator, SimClient
@@ -21,7 +22,6 @@ from timebridge.personal import (
     PERSONAL_ACCOUNT_EMAIL,
     PersonalConfig,
     PersonalConfigError,
-    PersonalSync,
     load_personal_config,
     mapping_is_current,
     parse_personal_config,
@@ -339,9 +339,7 @@ def personal(
     return PersonalSync(
         parse_personal_config(config, {}),
         settings,
-        store,
-        clock=clock,
-        retry=RetryPolicy.testing(),
+        Bridge.from_settings(store, settings, clock=clock, retry=RetryPolicy.testing()),
     )
 
 
@@ -495,7 +493,7 @@ async def test_preview_writes_nothing_anywhere(
     assert preview.account_id is None
     assert preview.to_acquire == ("movies_min", "productive_min", "tv_min")
     assert preview.writes
-    assert all(write.ledger_value is None for write in preview.writes)
+    assert all(write.current == 0 for write in preview.writes), "Exist holds nothing yet"
     assert await store.accounts.by_email(PERSONAL_ACCOUNT_EMAIL) is None
     assert [r for r in exist_sim.requests if r.method != "GET"] == []
     assert exist_sim.attributes(person.exist_username) == [], "nothing acquired"

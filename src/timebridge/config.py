@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     sync_concurrency: int = Field(default=8, ge=1, le=256)
     #: When syncs run (cron, in UTC); hourly at :40 by default.
     sync_cron: str = "40 * * * *"
+    #: How long run records are kept (the daily purge deletes older ones).
+    run_history_days: int = Field(default=90, ge=1, le=3650)
     #: Whether starting the service applies pending migrations. Unset: yes for SQLite (nobody
     #: else will), no for PostgreSQL, where `timebridge db upgrade` runs once per deploy rather
     #: than every worker racing to migrate.

@@ -121,6 +121,7 @@ def write_config(
             data[section] = values if section == "mapping" else {**data[section], **values}
         path = tmp_path / name
         path.write_text(tomli_w.dumps(data))
+        path.chmod(0o600)  # it holds tokens, as `timebridge init` writes it
         return path
 
     return write
@@ -184,7 +185,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert_exit(before, 0)
     assert "a real run first acquires movies_min, productive_min, tv_min" in before.stdout
     assert "Dry run: values a sync would write to Exist" in before.stdout
-    assert "Now (ledger)" in before.stdout
+    assert "Now in Exist" in before.stdout
     assert "nothing was written" in before.stdout
     assert [r for r in exist_sim.requests if r.method != "GET"] == []
     assert exist_sim.attributes(person.exist_username) == []
@@ -218,7 +219,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
         {
             "attribute": "tv_min",
             "date": today.isoformat(),
-            "ledger_value": held,
+            "current": held,
             "value": held + 20,
         }
     ]
@@ -271,6 +272,7 @@ def test_a_missing_token_says_where_to_set_it(
     config.write_text(
         f'[toggl]\nbase_url = "{toggl_url}"\n[exist]\ntoken = "x"\n[mapping]\nSeries = "tv"\n'
     )
+    config.chmod(0o600)
     result = invoke("--config", str(config))
     assert_exit(result, 2)
     assert "toggl.api_token: missing (set it or TOGGL_API_TOKEN)" in result.stderr
@@ -342,7 +344,7 @@ def test_toggl_quota_spent_exits_4(
     )
     result = invoke("--config", str(config))
     assert_exit(result, 4)
-    assert "hourly API quota is used up; sync again after 12:20 UTC" in result.stderr
+    assert "hourly API quota used up, resets at 12:20 UTC" in result.stderr
 
 
 def test_toggl_outage_fails_the_run_with_exit_6(

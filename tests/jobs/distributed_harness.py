@@ -111,6 +111,8 @@ class LiveWorld:
     toggl_sim: TogglSimulator
     exist_sim: ExistSimulator
     exist_client_id: str
+    #: Where the simulators are: each connection is stored with its origin.
+    settings: Settings
     toggl_users: dict[int, SimUser] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
 
@@ -131,11 +133,15 @@ class LiveWorld:
                 duration=1500 + 37 * seed + hours_ago,
                 project_id=project.id,
             )
-        await self.store.toggl_connections.create(account.id, toggl_user.api_token)
+        await self.store.toggl_connections.create(
+            account.id, toggl_user.api_token, origin=self.settings.toggl_base_url
+        )
         self.exist_sim.add_user(name, timezone=ZONE)
         token = self.exist_sim.issue_personal_token(name, self.exist_client_id)
         await self.store.exist_connections.save(
-            account.id, ExistTokens(access_token=SecretStr(token), scope="")
+            account.id,
+            ExistTokens(access_token=SecretStr(token), scope=""),
+            origin=self.settings.exist_base_url,
         )
         await self.store.mappings.replace(
             account.id,
@@ -173,7 +179,7 @@ class LiveWorld:
                 problems.append(f"{name} {attribute} {day}: Exist {stored}, truth {minutes}")
         for (attribute, day), value in (await self.store.ledger.load(user)).items():
             stored = self.exist_sim.stored_values(name, attribute).get(day)
-            if stored != value:
+            if (stored or 0) != value:  # no data in Exist reads as 0
                 problems.append(f"{name} {attribute} {day}: ledger {value}, Exist {stored}")
         return problems
 

@@ -37,6 +37,7 @@ from tests.jobs.distributed_harness import (
     worker_environment,
 )
 from tests.store.fixtures import PostgresServer, run_blocking
+from timebridge.bridge import Bridge, Skipped
 from timebridge.cli.worker import worker_app
 from timebridge.clock import SystemClock
 from timebridge.config import Settings
@@ -65,9 +66,8 @@ from timebridge.jobs.distributed import (
     sync_now,
     user_lock,
 )
-from timebridge.jobs.tasks import Skipped, SyncService
+from timebridge.records import IN_FLIGHT
 from timebridge.store import Database, SecretBox, Store, new_key
-from timebridge.sync.planner import IN_FLIGHT
 from timebridge.sync.runner import RunKind, RunReport
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ async def world(
 ) -> AsyncIterator[LiveWorld]:
     clock = SystemClock()
     store = Store(Database(settings.database_url), SecretBox([queue_secret_key]), clock)
-    yield LiveWorld(store, clock, live_toggl[0], live_exist[0], EXIST_CLIENT_ID)
+    yield LiveWorld(store, clock, live_toggl[0], live_exist[0], EXIST_CLIENT_ID, settings)
     await store.close()
 
 
@@ -275,7 +275,8 @@ async def test_worker_killed_mid_job_is_rerun_elsewhere_and_nothing_is_counted_t
     for user in users:
         ledger = await world.store.ledger.load(user)
         assert ledger, "a write was on its way"
-        assert set(ledger.values()) == {IN_FLIGHT}, "killed before Exist's answer was recorded"
+        # What Exist held before (nothing: 0) and the cells on their way.
+        assert set(ledger.values()) == {0, IN_FLIGHT}, "killed before Exist's answer was recorded"
         assert await world.runs(user) == []
     world.exist_sim.faults.clear()
 
@@ -536,11 +537,11 @@ async def test_a_sync_that_raises_is_queued_again_and_never_strands_the_user(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     user = await world.connect("crashy")
-    real_sync_user = SyncService.sync_user
+    real_sync_user = Bridge.sync
     calls = 0
 
     async def raise_once(
-        service: SyncService, user_id: int, kind: RunKind = RunKind.SYNC
+        service: Bridge, user_id: int, kind: RunKind = RunKind.SYNC
     ) -> RunReport | Skipped:
         nonlocal calls
         calls += 1
@@ -551,7 +552,7 @@ async def test_a_sync_that_raises_is_queued_again_and_never_strands_the_user(
             raise RuntimeError("the database went away")
         return await real_sync_user(service, user_id, kind)
 
-    monkeypatch.setattr(SyncService, "sync_user", raise_once)
+    monkeypatch.setattr(Bridge, "sync", raise_once)
     await fan_out(queue, [user])
     options = EngineOptions(crash_retry_delay=timedelta(0))
     await run_worker(settings, options, concurrency=1, wait=False, install_signal_handlers=False)
@@ -570,11 +571,11 @@ async def test_a_sync_that_raises_alone_gets_a_later_attempt(
     user = await world.connect("alone")
 
     async def always_raise(
-        service: SyncService, user_id: int, kind: RunKind = RunKind.SYNC
+        service: Bridge, user_id: int, kind: RunKind = RunKind.SYNC
     ) -> RunReport | Skipped:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(SyncService, "sync_user", always_raise)
+    monkeypatch.setattr(Bridge, "sync", always_raise)
     await fan_out(queue, [user])
     before = datetime.now(UTC)
     await run_worker(

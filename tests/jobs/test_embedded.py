@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from timebridge.clock import FakeClock
-from timebridge.jobs import EmbeddedScheduler, next_fire_time
+from timebridge.jobs import EmbeddedScheduler, next_fire_time, run_on_cron
 
 
 @dataclass(frozen=True)
 class Result:
     next_sync_after: datetime | None = None
+    failed: bool = False
 
 
 def test_default_cadence_is_forty_past_every_hour() -> None:
@@ -144,6 +145,38 @@ async def test_one_users_failure_does_not_stop_the_others() -> None:
     report = await scheduler.run_cycle()
     assert report.synced == [1, 3]
     assert report.failed == [2]
+
+
+async def test_a_run_that_ends_failed_counts_as_failed_in_the_cycle() -> None:
+    async def sync(user: int) -> Result:
+        return Result(failed=user == 3)  # say, Toggl answered 404 to user 3's run
+
+    scheduler = EmbeddedScheduler(cron="40 * * * *", list_users=_users([1, 2, 3]), sync_user=sync)
+    report = await scheduler.run_cycle()
+    assert report.synced == [1, 2]
+    assert report.failed == [3]
+
+
+async def test_run_on_cron_runs_the_job_at_each_time_and_survives_its_failure() -> None:
+    clock = FakeClock(datetime(2026, 3, 10, 4, 0, tzinfo=UTC))
+    ran: list[datetime] = []
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(timedelta(seconds=seconds))
+        if len(slept) > 3:
+            raise asyncio.CancelledError
+
+    async def job() -> None:
+        ran.append(clock.now())
+        if len(ran) == 1:
+            raise RuntimeError("the database went away")
+
+    with pytest.raises(asyncio.CancelledError):
+        await run_on_cron("17 4 * * *", job, clock=clock, sleep=sleep)
+    first = datetime(2026, 3, 10, 4, 17, tzinfo=UTC)
+    assert ran == [first, first + timedelta(days=1), first + timedelta(days=2)]
 
 
 async def test_a_failed_user_listing_does_not_kill_the_scheduler() -> None:

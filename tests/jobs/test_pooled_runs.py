@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tests.jobs.test_tasks import World
 from timebridge._pool import ConnectionPool
+from timebridge.bridge import Bridge
 from timebridge.clock import FakeClock
-from timebridge.jobs.tasks import SyncService
 from timebridge.retry import RetryPolicy
 from timebridge.store import Store
 from timebridge.sync.runner import RunOutcome, RunReport
@@ -16,12 +16,12 @@ async def test_users_synced_over_one_pool_each_get_their_own_values(
 ) -> None:
     alice, bob = await world.connect("alice"), await world.connect("bob")
     pool = ConnectionPool()
-    service = SyncService(
-        store, world.service._settings, clock=clock, retry=RetryPolicy.testing(), pool=pool
+    bridge = Bridge.from_settings(
+        store, world.settings, clock=clock, retry=RetryPolicy.testing(), pool=pool
     )
     try:
         for user in [alice, bob, alice, bob]:
-            report = await service.sync_user(user)
+            report = await bridge.sync(user)
             assert isinstance(report, RunReport)
             assert report.outcome is RunOutcome.SUCCEEDED
         await world.assert_exist_matches_toggl(alice, "alice")

@@ -1,4 +1,4 @@
-"""`SyncService.sync_user` from the store, against both simulators, on SQLite and PostgreSQL."""
+"""`Bridge.sync` from the store, against both simulators, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from datetime import timedelta
 from pydantic import SecretStr
 
 from tests.sync.oracle import truth
+from timebridge.bridge import Bridge, Skipped, SkipReason
 from timebridge.clock import FakeClock
 from timebridge.config import Settings
 from timebridge.exist import ExistTokens
 from timebridge.fakes.exist import ExistSimulator, SimClient
 from timebridge.fakes.toggl import SimUser, TogglSimulator
 from timebridge.jobs import EmbeddedScheduler
-from timebridge.jobs.tasks import Skipped, SkipReason, SyncService
 from timebridge.retry import RetryPolicy
 from timebridge.store import ConnectionStatus, ProjectMapping, Store
 from timebridge.sync.runner import RunOutcome, RunReport
@@ -36,7 +36,10 @@ class World:
         self.toggl_sim = toggl_sim
         self.exist_sim = exist_sim
         self.exist_client = exist_client
-        self.service = SyncService(store, settings, clock=clock, retry=RetryPolicy.testing())
+        self.settings = settings
+        self.bridge = Bridge.from_settings(
+            store, settings, clock=clock, retry=RetryPolicy.testing()
+        )
         self.toggl_users: dict[int, SimUser] = {}
         self.exist_tokens: dict[int, str] = {}
 
@@ -54,11 +57,15 @@ class World:
                 duration=3000 + hours_ago,
                 project_id=project.id,
             )
-        await self.store.toggl_connections.create(account.id, toggl_user.api_token)
+        await self.store.toggl_connections.create(
+            account.id, toggl_user.api_token, origin=self.settings.toggl_base_url
+        )
         self.exist_sim.add_user(name, timezone="Europe/Berlin")
         token = self.exist_sim.issue_personal_token(name, self.exist_client.client_id)
         await self.store.exist_connections.save(
-            account.id, ExistTokens(access_token=SecretStr(token), scope="")
+            account.id,
+            ExistTokens(access_token=SecretStr(token), scope=""),
+            origin=self.settings.exist_base_url,
         )
         await self.store.mappings.replace(
             account.id,
@@ -119,8 +126,8 @@ async def test_sync_user_brings_exist_to_toggls_truth_and_records_the_run(
         exist_oauth_client,
     )  # fmt: skip
     alice = await world.connect("alice")
-    assert await world.service.users_to_sync() == [alice]
-    report = await world.service.sync_user(alice)
+    assert await world.bridge.users_to_sync() == [alice]
+    report = await world.bridge.sync(alice)
     assert isinstance(report, RunReport)
     assert report.outcome is RunOutcome.SUCCEEDED
     await world.assert_exist_matches_toggl(alice, "alice")
@@ -131,7 +138,7 @@ async def test_sync_user_brings_exist_to_toggls_truth_and_records_the_run(
     assert connection is not None
     assert connection.time_zone == "Europe/Berlin", "the zone read from Exist is kept"
 
-    again = await world.service.sync_user(alice)
+    again = await world.bridge.sync(alice)
     assert isinstance(again, RunReport)
     assert again.values_written == 0
     assert again.toggl_requests == 1
@@ -154,18 +161,18 @@ async def test_revoked_toggl_token_disconnects_and_leaves_nothing(
     )  # fmt: skip
     alice = await world.connect("alice")
     bob = await world.connect("bob")
-    await world.service.sync_user(alice)
+    await world.bridge.sync(alice)
     toggl_sim.world.revoke_token(world.toggl_users[alice].id)
-    report = await world.service.sync_user(alice)
+    report = await world.bridge.sync(alice)
     assert isinstance(report, RunReport)
     assert report.outcome is RunOutcome.DISCONNECTED
     assert await store.toggl_connections.default(alice) is None
     assert await store.mappings.for_account(alice) == []
     assert await store.ledger.load(alice) == {}
-    assert await world.service.users_to_sync() == [bob]
-    skipped = await world.service.sync_user(alice)
+    assert await world.bridge.users_to_sync() == [bob]
+    skipped = await world.bridge.sync(alice)
     assert skipped == Skipped(alice, SkipReason.NO_TOGGL)
-    bob_report = await world.service.sync_user(bob)
+    bob_report = await world.bridge.sync(bob)
     assert isinstance(bob_report, RunReport)
     assert bob_report.outcome is RunOutcome.SUCCEEDED
 
@@ -186,14 +193,14 @@ async def test_refused_exist_token_marks_the_connection_broken(
     )  # fmt: skip
     alice = await world.connect("alice")
     exist_sim.revoke_token(world.exist_tokens[alice])
-    report = await world.service.sync_user(alice)
+    report = await world.bridge.sync(alice)
     assert isinstance(report, RunReport)
     assert report.outcome is RunOutcome.EXIST_BROKEN
     connection = await store.exist_connections.get(alice)
     assert connection is not None
     assert connection.status is ConnectionStatus.FAILED
-    assert await world.service.users_to_sync() == []
-    assert await world.service.sync_user(alice) == Skipped(alice, SkipReason.NO_EXIST)
+    assert await world.bridge.users_to_sync() == []
+    assert await world.bridge.sync(alice) == Skipped(alice, SkipReason.NO_EXIST)
 
 
 async def test_embedded_scheduler_syncs_every_connected_user_once(
@@ -214,8 +221,8 @@ async def test_embedded_scheduler_syncs_every_connected_user_once(
     users = [await world.connect(name) for name in names]
     scheduler = EmbeddedScheduler(
         cron="40 * * * *",
-        list_users=world.service.users_to_sync,
-        sync_user=world.service.sync_user,
+        list_users=world.bridge.users_to_sync,
+        sync_user=world.bridge.sync,
         max_concurrency=3,
         clock=clock,
     )

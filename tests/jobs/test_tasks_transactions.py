@@ -1,4 +1,4 @@
-"""What one `SyncService.sync_user` costs the database, counted on SQLite and PostgreSQL.
+"""What one `Bridge.sync` costs the database, counted on SQLite and PostgreSQL.
 
 At thousands of users an hour the worker's time goes to the store, so the steady state (nothing
 changed in Toggl) is held to a budget: a handful of short transactions, one of them a write.
@@ -13,8 +13,8 @@ from sqlalchemy import event
 
 from tests.jobs.test_tasks import World
 from tests.store.transaction_log import transaction_log
+from timebridge.entries import KeptEntry
 from timebridge.store.database import SQLITE_POOL_SIZE
-from timebridge.sync.ledger import KeptEntry
 from timebridge.sync.runner import RunOutcome, RunReport
 
 #: The steady-state budget: the context with the ledger and the entry snapshot; the run record.
@@ -23,7 +23,7 @@ MAX_WRITERS = 1
 
 
 async def _synced(world: World, user: int) -> RunReport:
-    report = await world.service.sync_user(user)
+    report = await world.bridge.sync(user)
     assert isinstance(report, RunReport)
     assert report.outcome is RunOutcome.SUCCEEDED, report.failures
     return report
@@ -126,7 +126,7 @@ async def test_many_runs_at_once_share_a_fixed_set_of_sqlite_connections(world: 
     event.listen(engine, "connect", count)
     try:
         for _ in range(3):
-            reports = await asyncio.gather(*(world.service.sync_user(user) for user in users))
+            reports = await asyncio.gather(*(world.bridge.sync(user) for user in users))
             assert all(
                 isinstance(r, RunReport) and r.outcome is RunOutcome.SUCCEEDED for r in reports
             )

@@ -6,13 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from timebridge.entries import EntrySnapshot, KeptEntry
 from timebridge.exist.models import ExistTokens
+from timebridge.records import ValueWrite
 from timebridge.store import Integration, ProjectMapping, Store
 from timebridge.store.models import Base
-from timebridge.sync.ledger import KeptEntry
-from timebridge.sync.planner import ValueWrite
 from timebridge.sync.runner import RunKind, RunOutcome, RunReport
-from timebridge.sync.snapshot import EntrySnapshot
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 #: Tables that hold nothing of the Toggl integration once it is disconnected.

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tests.store.transaction_log import transaction_log
+from timebridge.entries import EntrySnapshot, KeptEntry, decode_entries, encode_entries
 from timebridge.exist.models import ExistTokens
+from timebridge.records import ValueWrite
 from timebridge.store import Store
-from timebridge.sync.planner import ValueWrite
-from timebridge.sync.snapshot import EntrySnapshot, KeptEntry, decode_entries, encode_entries
 
 T0 = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
 COVERED = (T0 - timedelta(days=15), T0 + timedelta(hours=16))

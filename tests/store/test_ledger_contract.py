@@ -12,12 +12,11 @@ import pytest
 
 from tests.store.fixtures import BACKENDS, migrated_url
 from timebridge.clock import FakeClock
+from timebridge.entries import EntrySnapshot, KeptEntry
+from timebridge.records import IN_FLIGHT, Settled, ValueWrite
 from timebridge.store import Database, Store
 from timebridge.store.crypto import SecretBox
-from timebridge.sync.ledger import InMemoryLedgerStore, KeptEntry, LedgerStore
-from timebridge.sync.planner import IN_FLIGHT, ValueWrite
-from timebridge.sync.settled import Settled
-from timebridge.sync.snapshot import EntrySnapshot
+from timebridge.sync.ledger import InMemoryLedgerStore, LedgerStore
 
 D1, D2, D3 = date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10)
 T0 = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)

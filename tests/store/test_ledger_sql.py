@@ -13,11 +13,10 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from timebridge.clock import FakeClock
+from timebridge.entries import EntrySnapshot, KeptEntry
+from timebridge.records import PURGE_AFTER_DAYS, ValueWrite
 from timebridge.store import Store
 from timebridge.store.ledger import purge_cutoff
-from timebridge.sync.ledger import KeptEntry
-from timebridge.sync.planner import PURGE_AFTER_DAYS, ValueWrite
-from timebridge.sync.snapshot import EntrySnapshot
 
 D1, D2, D3 = date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10)
 

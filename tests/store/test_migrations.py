@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from tests.store.fixtures import PostgresServer
 from timebridge.config import Settings
+from timebridge.entries import EntrySnapshot, KeptEntry, encode_entries
 from timebridge.store import (
     Database,
     SecretKeyError,
@@ -34,8 +35,6 @@ from timebridge.store import (
 from timebridge.store.crypto import SecretBox
 from timebridge.store.migrations import alembic_config
 from timebridge.store.models import AccountRow, Base
-from timebridge.sync.ledger import KeptEntry
-from timebridge.sync.snapshot import EntrySnapshot, encode_entries
 
 
 def _differences(connection: Connection) -> list[object]:

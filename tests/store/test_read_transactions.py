@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from tests.store.transaction_log import transaction_log
+from timebridge.entries import EntrySnapshot, KeptEntry
 from timebridge.exist.models import ExistTokens
+from timebridge.records import ValueWrite
 from timebridge.store import Integration, ProjectMapping, Store, count_stale_secrets
 from timebridge.store.models import AccountRow
-from timebridge.sync.ledger import KeptEntry
-from timebridge.sync.planner import ValueWrite
-from timebridge.sync.snapshot import EntrySnapshot
 
 DAY = datetime(2026, 3, 9, tzinfo=UTC)
 

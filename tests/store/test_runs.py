@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from tests.store.transaction_log import transaction_log
+from timebridge.records import ValueWrite
 from timebridge.store import AccountNotFound, Store
 from timebridge.store.repositories import RUN_ERROR_LENGTH
-from timebridge.sync.planner import ValueWrite
 from timebridge.sync.runner import RunFailure, RunKind, RunOutcome, RunReport
 
 START = datetime(2026, 3, 10, 11, 40, tzinfo=UTC)

@@ -10,7 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from tests.store.transaction_log import transaction_log
+from timebridge.entries import EntrySnapshot, KeptEntry
 from timebridge.exist.models import ExistTokens
+from timebridge.records import ValueWrite
 from timebridge.store import (
     ConnectionStatus,
     ExistState,
@@ -22,9 +24,7 @@ from timebridge.store import (
     ZoneReading,
     new_key,
 )
-from timebridge.sync.planner import ValueWrite
 from timebridge.sync.runner import RunKind, RunOutcome, RunReport
-from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 EXPIRES = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)

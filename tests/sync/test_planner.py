@@ -11,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.sync.oracle import truth
+from timebridge.records import IN_FLIGHT, ValueWrite
 from timebridge.sync.planner import (
-    IN_FLIGHT,
-    ValueWrite,
     fetch_range,
     plan_sync,
     round_minutes,

@@ -21,13 +21,14 @@ from tests.sync.runner_harness import (
     days_ago,
     local,
 )
+from timebridge.entries import KeptEntry
 from timebridge.exist import ValueType
 from timebridge.fakes.exist import ExistSimulator
 from timebridge.fakes.toggl import TogglSimulator
 from timebridge.fakes.toggl.state import USER_QUOTA
+from timebridge.records import IN_FLIGHT, UserId, ValueWrite
 from timebridge.sync.attributes import other_owners
-from timebridge.sync.ledger import InMemoryLedgerStore, KeptEntry, UserId
-from timebridge.sync.planner import IN_FLIGHT, ValueWrite
+from timebridge.sync.ledger import InMemoryLedgerStore
 from timebridge.sync.runner import RunKind, RunOutcome
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -57,7 +58,8 @@ async def test_first_run_writes_every_nonzero_day(accounts: AccountFactory) -> N
     assert len(nonzero) == 7
     assert {(w.attribute, w.date): w.value for w in report.written} == nonzero
     alice.assert_exist_matches_truth()
-    assert alice.ledger_rows() == nonzero
+    # Every window value is known: the ones written, and the zeros Exist held already.
+    assert alice.ledger_rows() == alice.truth()
 
 
 async def test_seconds_are_summed_before_rounding(accounts: AccountFactory) -> None:
@@ -199,7 +201,8 @@ async def test_steady_state_run_makes_one_toggl_request_and_no_exist_request(
     await alice.map_projects()
     alice.track("Deep work", local(BERLIN, days_ago(alice, 1), 9), minutes=50)
     first = await alice.run()
-    assert first.exist_requests == 2  # the profile (for the zone) and one update
+    # The profile (for the zone), what Exist holds before Timebridge writes, one update.
+    assert first.exist_requests == 3
     toggl_sim.clear_requests()
     exist_sim.clear_requests()
 
@@ -316,7 +319,8 @@ class CrashingLedger(InMemoryLedgerStore):
 async def test_crash_after_exist_write_never_double_counts(
     accounts: AccountFactory, exist_sim: ExistSimulator
 ) -> None:
-    ledger = CrashingLedger(crash_on_batch=2)
+    # The first commit adopts what Exist holds; the second is the first batch.
+    ledger = CrashingLedger(crash_on_batch=3)
     alice = await accounts.make(ledger=ledger)
     await alice.map_projects()
     for project in PROJECT_ATTRIBUTES:
@@ -330,8 +334,8 @@ async def test_crash_after_exist_write_never_double_counts(
     # Exist took both batches; the ledger only the first.
     assert len(exist_sim.requests_to(UPDATE)) == 2
     rows = alice.ledger_rows().values()
-    assert sum(value != IN_FLIGHT for value in rows) == 35
     assert sum(value == IN_FLIGHT for value in rows) == 13, "the uncommitted batch is in flight"
+    assert len(rows) == len(alice.truth()), "the rest is known: written, or zero all along"
     alice.assert_exist_matches_truth()
 
     again = await alice.run()
@@ -339,7 +343,7 @@ async def test_crash_after_exist_write_never_double_counts(
     assert again.outcome is RunOutcome.SUCCEEDED
     assert again.values_written == 48 - 35  # the uncommitted batch, resent as the same values
     alice.assert_exist_matches_truth()
-    assert alice.ledger_rows() == {key: value for key, value in alice.truth().items() if value}
+    assert alice.ledger_rows() == alice.truth()
 
 
 async def test_exist_per_item_failure_is_retried_next_run(
@@ -360,7 +364,7 @@ async def test_exist_per_item_failure_is_retried_next_run(
         ("tv_min", day, "validation")
     ]
     assert len(exist_sim.requests_to(UPDATE)) == 1
-    assert ("tv_min", day) not in alice.ledger_rows()
+    assert alice.ledger_rows()[("tv_min", day)] == 0, "still what Exist holds: nothing"
     assert alice.stored("productive_min")[day] == 30
 
     tv.value_type = ValueType.DURATION
@@ -469,9 +473,13 @@ async def test_server_errors_fail_the_run_and_the_next_run_repairs(
     assert alice.ledger_rows() == {}
 
     class ExistFailsAfterFirstBatch(InMemoryLedgerStore):
+        commits = 0
+
         async def record_accepted(self, user_id: UserId, accepted: Sequence[ValueWrite]) -> None:
             await super().record_accepted(user_id, accepted)
-            if not exist_sim.faults.rules():
+            self.commits += 1
+            # The first commit adopts what Exist holds; the second is the first batch.
+            if self.commits == 2:
                 exist_sim.faults.add(method="POST", path="/api/2/attributes/update/", status=502)
 
     alice.ledger = ExistFailsAfterFirstBatch()
@@ -481,7 +489,6 @@ async def test_server_errors_fail_the_run_and_the_next_run_repairs(
     assert exist_down.values_written == 35
     assert exist_down.failures[0].status_code == 502
     rows = alice.ledger_rows().values()
-    assert sum(value != IN_FLIGHT for value in rows) == 35
     assert sum(value == IN_FLIGHT for value in rows) == 7, "a 502 may have been applied"
 
     exist_sim.faults.clear()
@@ -589,13 +596,15 @@ async def test_attribute_deleted_in_exist_is_created_again(
 
     report = await alice.run()
 
+    # Its history went with it: acquired again (so created), it is refilled in the same run.
     assert report.outcome is RunOutcome.SUCCEEDED
-    assert report.written == (ValueWrite("tv_min", days_ago(alice, 2), 12),)
+    assert report.written == (
+        ValueWrite("tv_min", days_ago(alice, 2), 12),
+        ValueWrite("tv_min", days_ago(alice, 1), 42),
+    )
     assert alice.owner("tv_min") == "timebridge"
-    # Its history went with it, and so did the ledger's memory of it: the next run refills it.
-    refill = await alice.run()
-    assert refill.written == (ValueWrite("tv_min", days_ago(alice, 1), 42),)
     alice.assert_exist_matches_truth()
+    assert (await alice.run()).written == ()
 
 
 # --- Zero Out, Repair, unmapping ----------------------------------------------------------------
@@ -762,4 +771,4 @@ async def test_one_users_failure_does_not_affect_another(
         RunOutcome.DISCONNECTED,
     ]
     bob.assert_exist_matches_truth()
-    assert bob.ledger_rows() == {key: value for key, value in bob.truth().items() if value}
+    assert bob.ledger_rows() == bob.truth()

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from timebridge.entries import EntrySnapshot, KeptEntry, encode_entries, micros
+from timebridge.records import Settled
 from timebridge.sync.planner import local_midnight, plan_holds_until, plan_sync
-from timebridge.sync.settled import Settled, inputs_digest
-from timebridge.sync.snapshot import EntrySnapshot, KeptEntry, encode_entries, micros
+from timebridge.sync.settled import inputs_digest
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MAPPING = {1: "productive_min", 2: "tv_min"}

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from timebridge.entries import SINCE_OVERLAP, EntrySnapshot, KeptEntry
 from timebridge.sync.planner import fetch_range, plan_sync
-from timebridge.sync.snapshot import SINCE_OVERLAP, EntrySnapshot, KeptEntry
 from timebridge.toggl.models import TimeEntry
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -22,12 +22,12 @@ from typer.testing import CliRunner
 
 from tests.jobs.test_tasks import World, make_world
 from timebridge import __version__
+from timebridge.bridge import Bridge
 from timebridge.cli.service import serve, sync
 from timebridge.clock import FakeClock
 from timebridge.config import DATABASE_FILE_NAME, Settings
 from timebridge.fakes.exist import ExistSimulator, SimClient
 from timebridge.fakes.toggl import TogglSimulator
-from timebridge.jobs.tasks import SyncService
 from timebridge.logs import forget_secrets
 from timebridge.retry import RetryPolicy
 from timebridge.store import Database, SecretBox, Store
@@ -169,8 +169,8 @@ async def test_a_stopped_scheduler_makes_health_degraded(
     async def broken_sleep(_seconds: float) -> None:
         raise RuntimeError("the scheduler's loop broke")
 
-    service = SyncService(store, Settings(data_dir=tmp_path), clock=clock)
-    scheduler = build_scheduler(service, Settings(), clock=clock, sleep=broken_sleep)
+    bridge = Bridge.from_settings(store, Settings(data_dir=tmp_path), clock=clock)
+    scheduler = build_scheduler(bridge, Settings(), clock=clock, sleep=broken_sleep)
     app = create_app(Settings(data_dir=tmp_path), store=store, scheduler=scheduler, clock=clock)
     async with running(app) as client:
         task = service_state(app).scheduler_task
@@ -188,7 +188,7 @@ async def test_metrics_count_runs_failures_and_upstream_requests_with_latency(
     world: World, store: Store, tmp_path: Path
 ) -> None:
     alice = await world.connect("alice")
-    await world.service.sync_user(alice)
+    await world.bridge.sync(alice)
     app = create_app(Settings(data_dir=tmp_path), store=store, run_scheduler=False)
     async with running(app) as client:
         response = await client.get("/metrics")
@@ -217,9 +217,9 @@ async def test_the_served_scheduler_keeps_every_user_in_sync_on_schedule(
     names = ["ann", "ben", "cai"]
     users = [await world.connect(name) for name in names]
     settings = Settings(data_dir=tmp_path, toggl_base_url=toggl_url, exist_base_url=exist_api_url)
-    service = SyncService(store, settings, clock=clock, retry=RetryPolicy.testing())
+    bridge = Bridge.from_settings(store, settings, clock=clock, retry=RetryPolicy.testing())
     ticks = Ticks(clock)
-    scheduler = build_scheduler(service, settings, clock=clock, sleep=ticks.sleep)
+    scheduler = build_scheduler(bridge, settings, clock=clock, sleep=ticks.sleep)
     app = create_app(settings, store=store, scheduler=scheduler, clock=clock)
 
     async def runs_recorded(count: int) -> bool:
@@ -269,7 +269,7 @@ def test_serve_runs_the_app_with_structured_logs_and_optionally_no_scheduler(
 ) -> None:
     served: list[tuple[FastAPI, dict[str, Any]]] = []
     monkeypatch.setattr(
-        "timebridge.cli.service.uvicorn.run",
+        "uvicorn.run",
         lambda app, **options: served.append((app, options)),
     )
     result = CliRunner().invoke(cli, ["serve", "--port", "8123", "--no-scheduler"], env=serve_env)

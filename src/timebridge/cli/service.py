@@ -13,41 +13,31 @@ import asyncio
 import contextlib
 import enum
 import logging
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-import uvicorn
 from rich.markup import escape
 
 from timebridge.cli._output import ExitCode, console, error_console, fail, print_json, print_table
-from timebridge.cli.db import database_errors, load_settings
-from timebridge.clock import Clock, SystemClock
-from timebridge.config import Settings
-from timebridge.exist import errors as exist_errors
-from timebridge.jobs.tasks import Skipped, SyncService
-from timebridge.logs import configure_logging
-from timebridge.personal import (
-    MappingUpdate,
-    PersonalConfig,
-    PersonalConfigError,
-    PersonalRun,
-    PersonalSync,
-    SyncNotPossible,
-    SyncPreview,
-    load_personal_config,
-    preview_sync,
-)
-from timebridge.retry import RetryPolicy
-from timebridge.store import AccountNotFound, SecretKeyError, StoreError, open_store
-from timebridge.sync.runner import RunKind, RunOutcome, RunReport
-from timebridge.toggl import errors as toggl_errors
 
-#: The CLI's notion of "now"; tests replace it to agree with the simulators' fake clock.
-CLOCK: Clock = SystemClock()
-#: How hard to retry; tests replace it with `RetryPolicy.testing()` so failures come at once.
-RETRY: RetryPolicy = RetryPolicy()
+# Only what the commands' signatures need is imported here: `timebridge --help` and every other
+# command must not pay for the storage stack, the engine or the web server.
+if TYPE_CHECKING:
+    from timebridge.bridge import MappingUpdate, PersonalRun, Skipped, SyncPreview
+    from timebridge.clock import Clock
+    from timebridge.config import Settings
+    from timebridge.personal import PersonalConfig, PersonalConfigError
+    from timebridge.retry import RetryPolicy
+    from timebridge.sync.runner import RunKind, RunReport
+
+#: The CLI's notion of "now" (None: the system clock); tests set it to agree with the
+#: simulators' fake clock.
+CLOCK: Clock | None = None
+#: How hard to retry (None: the default policy); tests set `RetryPolicy.testing()`.
+RETRY: RetryPolicy | None = None
 
 
 class LogFormat(enum.StrEnum):
@@ -80,6 +70,8 @@ def _log_level(name: str) -> int:
 async def _check_store(settings: Settings) -> None:
     """Open and close the store once, so a bad key or an unreachable database is one clear line
     here rather than a traceback from inside the server's startup."""
+    from timebridge.store import open_store
+
     store = await open_store(settings)
     await store.close()
 
@@ -101,6 +93,10 @@ def serve(
 ) -> None:
     """Run the service: /healthz, /metrics, and syncs of every connected user on schedule."""
     # Imported here: every other command would pay for loading FastAPI.
+    import uvicorn
+
+    from timebridge.cli.db import load_settings
+    from timebridge.logs import configure_logging
     from timebridge.web import create_app
 
     configure_logging(log_format=log_format.value, level=_log_level(log_level))
@@ -114,6 +110,9 @@ def serve(
 
 @contextlib.contextmanager
 def _store_errors(settings: Settings) -> Iterator[None]:
+    from timebridge.cli.db import database_errors
+    from timebridge.store import SecretKeyError
+
     with database_errors(settings):
         try:
             yield
@@ -172,6 +171,12 @@ def sync(
     Exit codes: 0 done, 1 values Exist refused, 2 usage or config, 3 a token refused,
     4 Toggl's hourly quota spent, 5 no such account, 6 Toggl or Exist unavailable.
     """
+    from timebridge.bridge import PersonalRun, SyncPreview
+    from timebridge.cli.db import load_settings
+    from timebridge.logs import configure_logging
+    from timebridge.personal import PersonalConfigError, load_personal_config
+    from timebridge.sync.runner import RunKind
+
     configure_logging(
         log_format=log_format.value, level=logging.INFO if verbose else logging.WARNING
     )
@@ -188,8 +193,9 @@ def sync(
             personal = load_personal_config(config)
         except PersonalConfigError as exc:
             _fail(_in_file(config, exc), ExitCode.USAGE)
+        _warn_if_readable(config)
     settings = load_settings()
-    with _store_errors(settings), _sync_errors(config):
+    with _store_errors(settings), _sync_errors(config, personal, settings):
         result = asyncio.run(_sync(settings, user, personal, kind=kind, dry_run=dry_run))
     if isinstance(result, SyncPreview):
         _show_preview(result, json_output=json_output)
@@ -197,6 +203,20 @@ def sync(
         _show_personal_run(result, json_output=json_output, quiet=quiet)
     else:
         _show_run(result, json_output=json_output, quiet=quiet, personal=False)
+
+
+def _warn_if_readable(config: Path) -> None:
+    """Like ssh with a private key: a config holding tokens should be readable by its owner
+    only. A warning, not a refusal (the file may be on a filesystem without modes)."""
+    try:
+        mode = config.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        _note(
+            f"Warning: {config} holds your tokens and others can read it "
+            f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {config}"
+        )
 
 
 def _in_file(config: Path, error: PersonalConfigError) -> str:
@@ -212,20 +232,33 @@ async def _sync(
     kind: RunKind,
     dry_run: bool,
 ) -> SyncPreview | PersonalRun | RunReport | Skipped:
+    from timebridge.bridge import Bridge, PersonalSync
+    from timebridge.store import open_store
+
     async with await open_store(settings, clock=CLOCK) as store:
+        bridge = Bridge.from_settings(store, settings, clock=CLOCK, retry=RETRY)
         if personal is not None:
-            mode = PersonalSync(personal, settings, store, clock=CLOCK, retry=RETRY)
+            mode = PersonalSync(personal, settings, bridge)
             return await (mode.preview() if dry_run else mode.run(kind))
         assert user is not None
         await store.accounts.get(user)  # AccountNotFound rather than "not connected"
         if dry_run:
-            return await preview_sync(store, settings, user, clock=CLOCK, retry=RETRY)
-        return await SyncService(store, settings, clock=CLOCK, retry=RETRY).sync_user(user, kind)
+            return await bridge.plan(user)
+        return await bridge.sync(user, kind)
 
 
 @contextlib.contextmanager
-def _sync_errors(config: Path | None) -> Iterator[None]:
+def _sync_errors(
+    config: Path | None, personal: PersonalConfig | None, settings: Settings
+) -> Iterator[None]:
     """Errors raised before a run could start (runs themselves never raise for upstreams)."""
+    from timebridge.bridge import SyncNotPossible
+    from timebridge.exist import errors as exist_errors
+    from timebridge.origins import exist_api_url, exist_origin, toggl_api_url, toggl_origin
+    from timebridge.personal import PersonalConfigError
+    from timebridge.store import AccountNotFound, SecretKeyError, StoreError
+    from timebridge.toggl import errors as toggl_errors
+
     toggl_token = "toggl.api_token" if config is not None else "the stored Toggl token"
     exist_token = "exist.token" if config is not None else "the stored Exist token"
     try:
@@ -242,10 +275,27 @@ def _sync_errors(config: Path | None) -> Iterator[None]:
     except exist_errors.AuthenticationError:
         _fail(f"Exist refused {exist_token}; check it", ExitCode.AUTHENTICATION)
     except toggl_errors.QuotaExceeded as exc:
-        wait = f"; it resets in {round(exc.resets_in)} s" if exc.resets_in is not None else ""
-        _fail(f"Toggl Track's hourly API quota is used up{wait}", ExitCode.QUOTA)
-    except (toggl_errors.NotFound, exist_errors.NotFound) as exc:
-        _fail(f"not found: {exc.message}", ExitCode.NOT_FOUND)
+        _fail(f"Toggl Track: {exc.message}", ExitCode.QUOTA)
+    except toggl_errors.NotFound as exc:
+        if personal is None:
+            _fail(f"Toggl Track: not found: {exc.message}", ExitCode.NOT_FOUND)
+        url = toggl_api_url(toggl_origin(personal.toggl.base_url or settings.toggl_base_url))
+        _fail(
+            f"Toggl Track answered 404 Not Found under {url}: this is configuration, check "
+            f"toggl.base_url in {config} (Toggl's is https://api.track.toggl.com/api/v9; "
+            "leave it out for the real service)",
+            ExitCode.USAGE,
+        )
+    except exist_errors.NotFound as exc:
+        if personal is None:
+            _fail(f"Exist: not found: {exc.message}", ExitCode.NOT_FOUND)
+        url = exist_api_url(exist_origin(personal.exist.base_url or settings.exist_base_url))
+        _fail(
+            f"Exist answered 404 Not Found under {url}: this is configuration, check "
+            f"exist.base_url in {config} (Exist's is https://exist.io/api/2; leave it out for "
+            "the real service)",
+            ExitCode.USAGE,
+        )
     except (
         toggl_errors.RateLimited,
         toggl_errors.ServerError,
@@ -277,7 +327,7 @@ def _show_preview(preview: SyncPreview, *, json_output: bool) -> None:
                     {
                         "attribute": write.attribute,
                         "date": write.date.isoformat(),
-                        "ledger_value": write.ledger_value,
+                        "current": write.current,
                         "value": write.value,
                     }
                     for write in preview.writes
@@ -293,12 +343,12 @@ def _show_preview(preview: SyncPreview, *, json_output: bool) -> None:
     if preview.writes:
         print_table(
             "Dry run: values a sync would write to Exist (minutes)",
-            ["Attribute", "Date", "Now (ledger)", "New value"],
+            ["Attribute", "Date", "Now in Exist", "New value"],
             [
                 [
                     write.attribute,
                     write.date.isoformat(),
-                    "—" if write.ledger_value is None else write.ledger_value,
+                    "—" if write.current is None else write.current,
                     write.value,
                 ]
                 for write in preview.writes
@@ -347,6 +397,8 @@ def _show_personal_run(run: PersonalRun, *, json_output: bool, quiet: bool) -> N
 
 
 def _run_json(result: RunReport | Skipped, mapping_update: MappingUpdate | None) -> dict[str, Any]:
+    from timebridge.bridge import Skipped
+
     if isinstance(result, Skipped):
         return {"user_id": result.user_id, "outcome": "skipped", "reason": result.reason.value}
     data: dict[str, Any] = {
@@ -385,22 +437,25 @@ def _run_json(result: RunReport | Skipped, mapping_update: MappingUpdate | None)
     return data
 
 
+#: Exit codes by run outcome (`RunOutcome` values).
 _OUTCOME_EXIT = {
-    RunOutcome.SUCCEEDED: ExitCode.OK,
-    RunOutcome.PARTIAL: ExitCode.OTHER,
-    RunOutcome.FAILED: ExitCode.UNAVAILABLE,
-    RunOutcome.QUOTA_EXCEEDED: ExitCode.QUOTA,
-    RunOutcome.DISCONNECTED: ExitCode.AUTHENTICATION,
-    RunOutcome.EXIST_BROKEN: ExitCode.AUTHENTICATION,
+    "succeeded": ExitCode.OK,
+    "partial": ExitCode.OTHER,
+    "failed": ExitCode.UNAVAILABLE,
+    "quota_exceeded": ExitCode.QUOTA,
+    "disconnected": ExitCode.AUTHENTICATION,
+    "exist_broken": ExitCode.AUTHENTICATION,
 }
 
 
 def _failure_message(report: RunReport, *, personal: bool) -> str:
+    from timebridge.sync.runner import RunOutcome
+
     outcome = report.outcome
     if outcome is RunOutcome.QUOTA_EXCEEDED:
         after = report.next_sync_after
-        when = f" after {after:%H:%M} UTC" if after is not None else " in an hour"
-        return f"Toggl Track's hourly API quota is used up; sync again{when}"
+        when = f"resets at {after:%H:%M} UTC" if after is not None else "resets within the hour"
+        return f"Toggl Track: hourly API quota used up, {when}; sync again then"
     if outcome is RunOutcome.DISCONNECTED:
         fix = "fix toggl.api_token and run again" if personal else "the user must reconnect"
         return (
@@ -416,7 +471,19 @@ def _failure_message(report: RunReport, *, personal: bool) -> str:
             f"Exist refused {_plural(len(refused) or len(report.failures), 'value')} "
             f"({report.error}); the next run tries again"
         )
-    return f"the sync failed: {report.error or outcome.value}; the next run repairs it"
+    failure = report.failures[0] if report.failures else None
+    if failure is not None and failure.status_code == 404:
+        service = "Toggl Track" if failure.service == "toggl" else "Exist"
+        return (
+            f"the sync failed: {service} answered 404 Not Found ({failure.message}); this is "
+            "configuration: check the connection's URL"
+        )
+    where = ""
+    if failure is not None and failure.service in ("toggl", "exist"):
+        where = "Toggl Track: " if failure.service == "toggl" else "Exist: "
+        if failure.status_code is not None:
+            where += f"HTTP {failure.status_code}: "
+    return f"the sync failed: {where}{report.error or outcome.value}; the next run repairs it"
 
 
 def _show_run(
@@ -428,6 +495,9 @@ def _show_run(
     mapping_update: MappingUpdate | None = None,
     refused_attributes: bool = False,
 ) -> None:
+    from timebridge.bridge import Skipped
+    from timebridge.sync.runner import RunKind
+
     if json_output:
         print_json(_run_json(result, mapping_update))
     if isinstance(result, Skipped):
@@ -435,7 +505,7 @@ def _show_run(
             f"user {result.user_id}: {result.reason.value}; connect it again",
             ExitCode.AUTHENTICATION,
         )
-    code = _OUTCOME_EXIT[result.outcome]
+    code = _OUTCOME_EXIT[result.outcome.value]
     if not json_output and (code is not ExitCode.OK or refused_attributes or not quiet):
         who = "personal sync" if personal else f"sync of user {result.user_id}"
         extra = " (zero out first)" if result.kind is RunKind.ZERO_OUT else ""

@@ -1,5 +1,11 @@
 """Scheduling syncs: an in-process scheduler (embedded) and a distributed engine (at scale)."""
 
-from timebridge.jobs.embedded import CycleReport, EmbeddedScheduler, next_fire_time
+from timebridge.jobs.embedded import (
+    PURGE_CRON,
+    CycleReport,
+    EmbeddedScheduler,
+    next_fire_time,
+    run_on_cron,
+)
 
-__all__ = ["CycleReport", "EmbeddedScheduler", "next_fire_time"]
+__all__ = ["PURGE_CRON", "CycleReport", "EmbeddedScheduler", "next_fire_time", "run_on_cron"]

@@ -50,9 +50,9 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from timebridge._pool import ConnectionPool
+from timebridge.bridge import Bridge, Skipped
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
-from timebridge.jobs.tasks import Skipped, SyncService
 from timebridge.store import open_store
 from timebridge.sync.runner import RunKind, RunReport
 
@@ -181,7 +181,7 @@ class EngineOptions:
 class WorkerResources:
     """What one worker process shares between all its jobs (one store, not one per job)."""
 
-    service: SyncService
+    bridge: Bridge
     options: EngineOptions
     clock: Clock
 
@@ -323,11 +323,11 @@ def _resources(context: JobContext) -> WorkerResources:
 async def _sync_user_task(
     context: JobContext, user_id: int, kind: str = RunKind.SYNC.value, attempt: int = 0
 ) -> str:
-    """One user's run: `SyncService.sync_user`, then whatever its result asks of the queue."""
+    """One user's run: `Bridge.sync`, then whatever its result asks of the queue."""
     resources = _resources(context)
     run_kind = RunKind(kind)
     try:
-        result = await resources.service.sync_user(user_id, run_kind)
+        result = await resources.bridge.sync(user_id, run_kind)
     except Exception:
         if attempt < resources.options.crash_retries:
             delay = resources.options.crash_retry_delay * (2**attempt)
@@ -365,7 +365,7 @@ async def _fan_out_task(context: JobContext, timestamp: int) -> str:
     resources = _resources(context)
     report = await fan_out(
         context.app,
-        await resources.service.users_to_sync(),
+        await resources.bridge.users_to_sync(),
         cycle_start=datetime.fromtimestamp(timestamp, UTC),
         jitter=resources.options.jitter,
     )
@@ -387,13 +387,18 @@ async def _recover_task(context: JobContext, timestamp: int) -> str:
 
 
 async def _cleanup_task(context: JobContext, timestamp: int) -> str:
-    """Keep the jobs table small: successful jobs are deleted as they finish (`run_worker`),
-    the others are kept a while for whoever investigates, then go too."""
+    """The daily purge: the store's old ledger and entry rows and run records
+    (`Bridge.purge`), and the jobs table (successful jobs are deleted as they finish,
+    `run_worker`; the others are kept a while for whoever investigates, then go too)."""
+    counts = await _resources(context).bridge.purge()
     hours = int(KEEP_FINISHED_JOBS.total_seconds() // 3600)
     await context.app.job_manager.delete_old_jobs(
         nb_hours=hours, include_failed=True, include_cancelled=True, include_aborted=True
     )
-    return f"removed jobs finished over {hours} hours ago"
+    return (
+        f"purged {counts.ledger_rows} ledger rows and {counts.snapshots} entry snapshots; "
+        f"removed jobs finished over {hours} hours ago"
+    )
 
 
 # --- queueing ---------------------------------------------------------------------------------
@@ -594,7 +599,7 @@ async def fan_out_now(
     async with app.open_async():
         store = await open_store(settings, clock=clock)
         try:
-            users = await SyncService(store, settings, clock=clock).users_to_sync()
+            users = await Bridge.from_settings(store, settings, clock=clock).users_to_sync()
         finally:
             await store.close()
         return await fan_out(app, users, cycle_start=clock.now(), jitter=options.jitter)
@@ -633,8 +638,8 @@ async def run_worker(
         store = await open_store(settings, clock=clock)
         pool = ConnectionPool()
         try:
-            service = SyncService(store, settings, clock=clock, pool=pool)
-            resources = WorkerResources(service, options, clock)
+            bridge = Bridge.from_settings(store, settings, clock=clock, pool=pool)
+            resources = WorkerResources(bridge, options, clock)
             worker_options: WorkerOptions = {
                 "concurrency": concurrency,
                 "name": name or "worker",

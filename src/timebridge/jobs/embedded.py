@@ -27,13 +27,21 @@ UserKey = TypeVar("UserKey", bound=Hashable)
 
 
 class HasNextSync(Protocol):
-    """What the scheduler reads from a run's result: when the user may sync again."""
+    """What the scheduler reads from a run's result: when the user may sync again, and
+    whether the run failed (a cycle's summary counts it)."""
 
     @property
     def next_sync_after(self) -> datetime | None: ...
 
+    @property
+    def failed(self) -> bool: ...
+
 
 Result = TypeVar("Result", bound=HasNextSync)
+
+
+#: When the daily purge runs (UTC): old ledger and entry rows, old run records.
+PURGE_CRON = "17 4 * * *"
 
 
 def next_fire_time(cron: str, after: datetime) -> datetime:
@@ -136,7 +144,7 @@ class EmbeddedScheduler(Generic[UserKey, Result]):
                 logger.exception("sync of user %s failed", user)
                 report.failed.append(user)
             else:
-                report.synced.append(user)
+                (report.failed if task.result().failed else report.synced).append(user)
         return report
 
     async def run_forever(self) -> None:
@@ -158,3 +166,22 @@ class EmbeddedScheduler(Generic[UserKey, Result]):
                 len(report.deferred),
                 len(report.busy),
             )
+
+
+async def run_on_cron(
+    cron: str,
+    job: Callable[[], Awaitable[object]],
+    *,
+    clock: Clock | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run `job` at each `cron` time until cancelled; a failing run is logged and the next
+    one comes at the next time (the daily purge of `serve`)."""
+    clock = clock or SystemClock()
+    while True:
+        now = clock.now()
+        await sleep(max(0.0, (next_fire_time(cron, now) - now).total_seconds()))
+        try:
+            await job()
+        except Exception:
+            logger.exception("scheduled job failed; it runs again at the next time")

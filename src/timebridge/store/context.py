@@ -19,7 +19,10 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import BindParameter, bindparam, select
 
+from timebridge.entries import EntrySnapshot
 from timebridge.exist.models import ExistTokens
+from timebridge.origins import EXIST_ORIGIN, TOGGL_ORIGIN
+from timebridge.records import AttributeDate, LoadedState, Settled
 from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
 from timebridge.store.ledger import read_ledgers, read_snapshots
@@ -30,10 +33,6 @@ from timebridge.store.models import (
     MappingRow,
     TogglConnectionRow,
 )
-from timebridge.sync.ledger import LoadedState
-from timebridge.sync.planner import AttributeDate
-from timebridge.sync.settled import Settled
-from timebridge.sync.snapshot import EntrySnapshot
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,8 @@ class TogglState:
 
     connection_id: str
     status: ConnectionStatus
+    #: Where the token is sent (`timebridge.origins`).
+    origin: str = TOGGL_ORIGIN
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class ExistState:
     #: The zone Exist uses for the user's days, and when it was read.
     time_zone: str | None
     time_zone_checked_at: datetime | None
+    #: Where the tokens are sent (`timebridge.origins`).
+    origin: str = EXIST_ORIGIN
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ _CONTEXT_QUERY = (
         ExistConnectionRow.scopes,
         ExistConnectionRow.time_zone,
         ExistConnectionRow.time_zone_checked_at,
+        TogglConnectionRow.origin,
+        ExistConnectionRow.origin,
     )
     .outerjoin(
         TogglConnectionRow,
@@ -178,6 +183,8 @@ def _context(
         scopes,
         exist_zone,
         exist_zone_checked_at,
+        toggl_origin,
+        exist_origin,
     ) = row
     secrets = None
     if mapping is not None:
@@ -196,10 +203,14 @@ def _context(
         account_id,
         zone_override=zone_override,
         toggl=(
-            TogglState(toggl_id, ConnectionStatus(toggl_status)) if toggl_id is not None else None
+            TogglState(toggl_id, ConnectionStatus(toggl_status), toggl_origin)
+            if toggl_id is not None
+            else None
         ),
         exist=(
-            ExistState(ConnectionStatus(exist_status), exist_zone, exist_zone_checked_at)
+            ExistState(
+                ConnectionStatus(exist_status), exist_zone, exist_zone_checked_at, exist_origin
+            )
             if exist_status is not None
             else None
         ),

@@ -23,13 +23,20 @@ from sqlalchemy import BindParameter, Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from timebridge.clock import Clock, SystemClock
+from timebridge.entries import EntrySnapshot, KeptEntry
+from timebridge.records import (
+    IN_FLIGHT,
+    PURGE_AFTER_DAYS,
+    AttributeDate,
+    LoadedState,
+    Settled,
+    UserId,
+    ValueWrite,
+)
 from timebridge.store._sql import rowcount, upsert
 from timebridge.store.database import Database
 from timebridge.store.models import Base, EntrySnapshotRow, LedgerRow
-from timebridge.sync.ledger import LedgerStore, LoadedState, UserId
-from timebridge.sync.planner import IN_FLIGHT, PURGE_AFTER_DAYS, AttributeDate, ValueWrite
-from timebridge.sync.settled import Settled
-from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
+from timebridge.sync.ledger import LedgerStore
 
 _LEDGER: Table = Base.metadata.tables[LedgerRow.__tablename__]
 _SNAPSHOTS: Table = Base.metadata.tables[EntrySnapshotRow.__tablename__]

@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from timebridge.origins import EXIST_ORIGIN, TOGGL_ORIGIN
+
 #: Constraint names fixed by convention, so later migrations can refer to them on both databases.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -56,6 +58,8 @@ NAMING_CONVENTION = {
 ATTRIBUTE_LENGTH = 100
 #: Room for an IANA zone name.
 ZONE_LENGTH = 64
+#: Room for a service's origin (scheme, host, port and a proxy's path prefix).
+ORIGIN_LENGTH = 300
 
 #: The column info flag that marks ciphertext columns for rotation.
 ENCRYPTED = "encrypted"
@@ -155,6 +159,8 @@ class TogglConnectionRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     label: Mapped[str | None] = mapped_column(String(200))
+    #: Where the token was checked and so the only place it is sent (`timebridge.origins`).
+    origin: Mapped[str] = mapped_column(String(ORIGIN_LENGTH), server_default=TOGGL_ORIGIN)
     #: Toggl's id of the account behind the token (from `/me`), to spot duplicates.
     toggl_user_id: Mapped[int | None] = mapped_column(BigInteger)
     #: Why the connection failed, in words safe to show the user.
@@ -177,6 +183,8 @@ class ExistConnectionRow(Base):
     expires_at: Mapped[datetime | None]
     #: The granted scopes, space-separated as Exist sends them.
     scopes: Mapped[str] = mapped_column(String(500), default="")
+    #: Where the tokens were granted and so the only place they are sent (`timebridge.origins`).
+    origin: Mapped[str] = mapped_column(String(ORIGIN_LENGTH), server_default=EXIST_ORIGIN)
     #: The zone Exist uses for the user's days, and when it was last read from the profile.
     time_zone: Mapped[str | None] = mapped_column(String(ZONE_LENGTH))
     time_zone_checked_at: Mapped[datetime | None]
@@ -249,7 +257,7 @@ class LedgerRow(Base):
 
 
 class EntrySnapshotRow(Base):
-    """The user's Toggl entries as the bridge last saw them (`timebridge.sync.snapshot`).
+    """The user's Toggl entries as the bridge last saw them (`timebridge.entries`).
 
     Every entry of a range, in one row: a run reads and writes them together, and one row is one
     read (a row per entry made loading the two weeks of a user cost more than fetching them).

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from timebridge.clock import Clock
 from timebridge.exist.models import ExistTokens
+from timebridge.origins import EXIST_ORIGIN, TOGGL_ORIGIN, exist_origin, toggl_origin
 from timebridge.store._batching import Batcher
 from timebridge.store._sql import lock_account, rowcount, upsert
 from timebridge.store.crypto import SecretBox
@@ -182,6 +183,8 @@ class TogglConnection:
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    #: Where the token was checked, and so the only place it is sent (`timebridge.origins`).
+    origin: str = TOGGL_ORIGIN
 
     @classmethod
     def of(cls, row: TogglConnectionRow) -> TogglConnection:
@@ -196,6 +199,7 @@ class TogglConnection:
             failure_reason=row.failure_reason,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            origin=row.origin,
         )
 
 
@@ -217,8 +221,11 @@ class TogglConnectionRepository:
         label: str | None = None,
         toggl_user_id: int | None = None,
         make_default: bool = False,
+        origin: str = TOGGL_ORIGIN,
     ) -> TogglConnection:
-        """A new connection: ACTIVE with a token, PENDING without (the user pastes it later)."""
+        """A new connection: ACTIVE with a token, PENDING without (the user pastes it later).
+
+        `origin`: where the token was (or will be) checked; it is only ever sent there."""
         now = self._clock.now()
         async with self._db.transaction() as session:
             await lock_account(session, owner)
@@ -238,6 +245,7 @@ class TogglConnectionRepository:
                 is_default=make_default or not has_default,
                 label=label,
                 toggl_user_id=toggl_user_id,
+                origin=toggl_origin(origin),
                 created_at=now,
                 updated_at=now,
             )
@@ -299,11 +307,15 @@ class TogglConnectionRepository:
         *,
         toggl_user_id: int | None = None,
         label: str | None = None,
+        origin: str | None = None,
     ) -> TogglConnection:
-        """Give a pending (or failed) connection its token; it becomes ACTIVE."""
+        """Give a pending (or failed) connection its token; it becomes ACTIVE. `origin`: where
+        this token was checked, if not where the connection's was."""
         async with self._db.transaction() as session:
             row = await self._row(session, owner, connection_id)
             row.token_encrypted = self._box.encrypt(_secret(token))
+            if origin is not None:
+                row.origin = toggl_origin(origin)
             row.status = ConnectionStatus.ACTIVE.value
             row.failure_reason = None
             if toggl_user_id is not None:
@@ -387,6 +399,8 @@ class ExistConnection:
     time_zone_checked_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: Where the tokens were granted, and so the only place they are sent.
+    origin: str = EXIST_ORIGIN
 
     @classmethod
     def of(cls, row: ExistConnectionRow) -> ExistConnection:
@@ -400,6 +414,7 @@ class ExistConnection:
             time_zone_checked_at=row.time_zone_checked_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            origin=row.origin,
         )
 
 
@@ -421,9 +436,16 @@ class ExistConnectionRepository:
         self._clock = clock
 
     async def save(
-        self, account_id: int, tokens: ExistTokens, *, time_zone: str | None = None
+        self,
+        account_id: int,
+        tokens: ExistTokens,
+        *,
+        time_zone: str | None = None,
+        origin: str = EXIST_ORIGIN,
     ) -> ExistConnection:
-        """Connect (or reconnect) Exist: store the grant and mark the connection ACTIVE."""
+        """Connect (or reconnect) Exist: store the grant and mark the connection ACTIVE.
+
+        `origin`: where the grant was made; the tokens are only ever sent there."""
         now = self._clock.now()
         async with self._db.transaction() as session:
             await lock_account(session, account_id)
@@ -432,6 +454,7 @@ class ExistConnectionRepository:
                 row = ExistConnectionRow(account_id=account_id, created_at=now)
                 session.add(row)
             self._put_tokens(row, tokens)
+            row.origin = exist_origin(origin)
             row.status = ConnectionStatus.ACTIVE.value
             if time_zone is not None:
                 row.time_zone = _zone(time_zone)

@@ -4,9 +4,11 @@ Exist lets exactly one service write an attribute, so the bridge acquires each m
 when a mapping is saved (not before every write), releases it when it is unmapped or the user
 disconnects, and re-acquires once when a write is refused for ownership.
 
-Exist's exact error code for "you already own this" is undocumented, so a refused acquire is
-never judged by its code: the attributes we own are read back (`attributes/owned/`) instead.
-That costs one request, and only when something was refused.
+Exist's per-item error codes are barely documented, so a refused acquire (or write) is never
+judged by its code: the attributes we own are read back (`attributes/owned/`) instead. That costs
+one request, and only when something was refused. Every read of attributes we map or own asks
+for low-priority ones too (Exist hides priority ≥ 10 by default). Re-acquiring an attribute we
+already own succeeds, as Exist's guide says.
 
 `movies_min` is a recent template (2025-10-07). Where Exist refuses it, movies go to a custom
 duration attribute labelled "Watching movies", as the original service did; its API name is a
@@ -26,7 +28,8 @@ from timebridge.exist import (
     CreateItem,
     ValueType,
 )
-from timebridge.sync.ledger import LedgerStore, UserId
+from timebridge.records import UserId
+from timebridge.sync.ledger import LedgerStore
 
 #: The templates a Toggl project can be mapped to, in the order the mapping page lists them.
 BRIDGE_TEMPLATES: tuple[str, ...] = (
@@ -94,7 +97,9 @@ async def other_owners(exist: AsyncExistClient, attributes: Iterable[str]) -> di
     wanted = sorted(set(attributes))
     if not wanted:
         return {}
-    found = await exist.all_attributes(names=wanted, include_inactive=True)
+    found = await exist.all_attributes(
+        names=wanted, include_inactive=True, include_low_priority=True
+    )
     ours = await owned_names(exist)
     return {
         attribute.name: attribute.service.label or attribute.service.name
@@ -157,7 +162,9 @@ async def _movies_fallback(exist: AsyncExistClient, owned: Mapping[str, Attribut
     if not created.failed_with(ERROR_EXISTS):
         return None
     # The user has one already (made by hand or by an earlier service): take it over by name.
-    existing = await exist.all_attributes(groups=[MOVIES_FALLBACK_GROUP], include_inactive=True)
+    existing = await exist.all_attributes(
+        groups=[MOVIES_FALLBACK_GROUP], include_inactive=True, include_low_priority=True
+    )
     for attribute in existing:
         if _is_movies_fallback(attribute):
             taken = await exist.acquire([AcquireItem(name=attribute.name)])

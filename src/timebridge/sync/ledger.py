@@ -5,7 +5,7 @@ value Timebridge last wrote **and Exist accepted**; the planner writes only what
 It never holds a value Exist did not confirm, so a lost answer or a crash before the commit only
 means the same absolute value is sent again next run: harmless, never a double count.
 
-Beside it the store keeps the user's entry snapshot (`timebridge.sync.snapshot`): the entries of
+Beside it the store keeps the user's entry snapshot (`timebridge.entries`): the entries of
 the last fetches, without descriptions (they are the user's private words and nothing here needs
 them), so a run can ask Toggl only for what changed and a user can see which entries make up a
 day.
@@ -18,25 +18,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-from timebridge.sync.planner import IN_FLIGHT, AttributeDate, ValueWrite
-from timebridge.sync.settled import Settled
-from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
+from timebridge.entries import EntrySnapshot, KeptEntry
+from timebridge.records import IN_FLIGHT, AttributeDate, LoadedState, Settled, UserId, ValueWrite
 
-#: How the store knows a user (the store's primary key for them).
-UserId = int
-
-__all__ = ["InMemoryLedgerStore", "KeptEntry", "LedgerStore", "LoadedState", "Settled", "UserId"]
-
-
-class LoadedState(NamedTuple):
-    """A user's ledger, entry snapshot and settled mark as read at one moment
-    (`load_with_snapshot`)."""
-
-    ledger: dict[AttributeDate, int]
-    snapshot: EntrySnapshot | None
-    settled: Settled | None = None
+__all__ = ["InMemoryLedgerStore", "LedgerStore"]
 
 
 class LedgerStore(Protocol):

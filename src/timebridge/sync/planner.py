@@ -33,25 +33,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from timebridge.sync.snapshot import KeptEntry, instant, micros
-from timebridge.toggl.models import TimeEntry
+from timebridge.entries import KeptEntry, instant, micros
+from timebridge.records import IN_FLIGHT, PURGE_AFTER_DAYS, AttributeDate, ValueWrite
+
+if TYPE_CHECKING:  # the shape only: planning imports no HTTP client
+    from timebridge.toggl.models import TimeEntry
 
 #: Days in the window: today and the 13 days before, in the user's zone.
 WINDOW_DAYS = 14
-#: Ledger (and kept-entry) rows older than this many days are purged.
-PURGE_AFTER_DAYS = 21
 #: Entries starting up to this long before the window can still reach into it.
 FETCH_MARGIN = timedelta(days=1)
-
-AttributeDate = tuple[str, date]
-
-#: A ledger value meaning "a write of this cell was sent and its answer never recorded": Exist
-#: may hold the old value or the new one. Such a cell is written again whatever its desired
-#: value, zero included, so a run that died between Exist's answer and the ledger commit (or a
-#: write whose answer was lost) can never leave Exist wrong.
-IN_FLIGHT = -1
 
 _MICROSECOND = timedelta(microseconds=1)
 _MICROSECONDS_PER_SECOND = 1_000_000
@@ -59,15 +53,6 @@ _MICROSECONDS_PER_SECOND = 1_000_000
 #: at most `FETCH_MARGIN` before the window: two dates back when the day before the window is
 #: short (spring forward). An entry starting earlier still is split by `split_at_midnights`.
 _LEAD_DAYS = 2
-
-
-@dataclass(frozen=True)
-class ValueWrite:
-    """One absolute value to send with Exist's `attributes/update/`."""
-
-    attribute: str
-    date: date
-    value: int
 
 
 @dataclass(frozen=True)
@@ -262,7 +247,7 @@ def _count_window(
         attribute = mapping.get(project_id)
         if attribute is None:
             continue
-        if isinstance(entry, TimeEntry):
+        if not isinstance(entry, KeptEntry):
             if entry.is_deleted:
                 continue
             entry = KeptEntry.from_entry(entry)

@@ -1,6 +1,6 @@
 """One sync run for one user: the I/O around the pure planner.
 
-A run brings the user's entry snapshot up to date (`timebridge.sync.snapshot`: one request in
+A run brings the user's entry snapshot up to date (`timebridge.entries`: one request in
 steady state, usually answered with nothing, since it asks only for what changed), plans with
 `plan_sync`, writes the plan to Exist with absolute values in batches of 35, commits each batch's
 accepted items to the ledger right after Exist's answer, purges old ledger rows and releases
@@ -27,36 +27,29 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from timebridge.clock import Clock
-from timebridge.exist import BATCH_SIZE, ERROR_UNAUTHORISED, AsyncExistClient, UpdateItem
+from timebridge.entries import EntrySnapshot, KeptEntry, micros
+from timebridge.exist import BATCH_SIZE, AsyncExistClient, UpdateItem
 from timebridge.exist import errors as exist_errors
+from timebridge.records import IN_FLIGHT, AttributeDate, LoadedState, Settled, UserId, ValueWrite
 from timebridge.retry import RetryReason
-from timebridge.sync.attributes import reacquire, release_attributes
-from timebridge.sync.ledger import LedgerStore, LoadedState, UserId
+from timebridge.sync.attributes import other_owners, owned_names, reacquire, release_attributes
+from timebridge.sync.ledger import LedgerStore
 from timebridge.sync.planner import (
-    IN_FLIGHT,
-    AttributeDate,
     SyncPlan,
-    ValueWrite,
     fetch_range,
     local_today,
     plan_holds_until,
     plan_sync,
     window_dates,
 )
-from timebridge.sync.settled import Settled, inputs_digest
-from timebridge.sync.snapshot import EntrySnapshot, KeptEntry
-from timebridge.toggl import TIME_ENTRIES_CAP, AsyncTogglClient
+from timebridge.sync.settled import inputs_digest
+from timebridge.toggl import TIME_ENTRIES_CAP, AsyncTogglClient, TimeEntry
 from timebridge.toggl import errors as toggl_errors
 
 logger = logging.getLogger(__name__)
 
 #: The time zone read from Exist's profile is trusted for this long before it is read again.
 ZONE_REFRESH_INTERVAL = timedelta(days=1)
-#: Exist's per-item code for an attribute the user does not have (the simulator's; [guess]).
-ERROR_NOT_FOUND = "not_found"
-#: Write refusals that one re-acquire can cure: not our attribute, or no attribute at all
-#: (acquiring a template creates it).
-_REACQUIRE_CODES = frozenset({ERROR_UNAUTHORISED, ERROR_NOT_FOUND})
 #: When Toggl's 402 does not say when the quota frees up, its window is an hour.
 DEFAULT_QUOTA_RESET = timedelta(hours=1)
 
@@ -137,9 +130,25 @@ class RunReport:
         return len(self.written)
 
     @property
+    def failed(self) -> bool:
+        """Whether the run left anything undone (a scheduler's cycle counts it as failed)."""
+        return self.outcome is not RunOutcome.SUCCEEDED
+
+    @property
     def error(self) -> str | None:
         """The first failure's message, for a one-line status."""
         return self.failures[0].message if self.failures else None
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a run would write now (`SyncRunner.plan`), and what Exist holds as far as we know."""
+
+    window: tuple[date, ...]
+    writes: tuple[ValueWrite, ...]
+    #: The ledger the plan was made against, with the values of attributes Timebridge has not
+    #: written yet read from Exist (what a run would adopt).
+    current: Mapping[AttributeDate, int]
 
 
 @dataclass(frozen=True)
@@ -239,16 +248,21 @@ class SyncRunner:
         """Write 0 to every mapped attribute for every window date, clear the ledger, then sync."""
         return await self._guarded(RunKind.ZERO_OUT, self._zero_out_then_sync)
 
-    async def plan(self) -> SyncPlan:
-        """The plan a run would apply now, without writing anything (`sync --dry-run`).
+    async def plan(self) -> DryRun:
+        """What a run would write now, without writing anything (`sync --dry-run`): the
+        entries fetched in full, attributes new to Timebridge read from Exist, nothing kept.
 
         Upstream errors propagate as the clients raise them.
         """
         zone = await self._zone(None)
         now = self._settings.clock.now()
-        entries = await self._settings.toggl.time_entries_between(*fetch_range(now, zone))
+        _, kept, _ = await self._ledger.load_with_snapshot(self._user)
+        snapshot = await self._current_snapshot(kept, fetch_range(now, zone), now, trusted=False)
         ledger = await self._ledger.load(self._user)
-        return plan_sync(entries, self._settings.mapping, ledger, zone, now)
+        window = window_dates(local_today(now, zone))
+        await self._adopt(self._new_attributes(ledger), window, ledger, keep=False)
+        plan = plan_sync(snapshot.sorted_entries(), self._settings.mapping, ledger, zone, now)
+        return DryRun(plan.window, plan.writes, ledger)
 
     # --- the run's frame: counting, failure handling, the report ------------------------------
 
@@ -288,6 +302,7 @@ class SyncRunner:
                 "values_written": report.values_written,
                 "failures": len(report.failures),
                 "unchanged": report.unchanged,
+                **_failure_fields(report),
             },
         )
         return report
@@ -413,8 +428,9 @@ class SyncRunner:
         loaded, self._loaded = self._loaded, None
         ledger, kept, settled = loaded or await self._ledger.load_with_snapshot(self._user)
         # Zero Out and Repair are how a user says "make it right": they trust no snapshot.
-        trusted = kept if run.kind is RunKind.SYNC else None
-        snapshot = await self._current_snapshot(trusted, fetch_range(now, zone), now)
+        snapshot = await self._current_snapshot(
+            kept, fetch_range(now, zone), now, trusted=run.kind is RunKind.SYNC
+        )
         if snapshot is kept:
             if (
                 run.kind is RunKind.SYNC
@@ -427,6 +443,8 @@ class SyncRunner:
             settled = None  # it went with the snapshot it was made for
         mark = None
         try:
+            window = window_dates(local_today(now, zone))
+            await self._adopt(self._new_attributes(ledger), window, ledger, keep=True)
             entries = snapshot.sorted_entries()
             plan = plan_sync(entries, settings.mapping, ledger, zone, now)
             if plan.purge:
@@ -436,7 +454,7 @@ class SyncRunner:
             writes = list(plan.writes)
             if run.kind is RunKind.REPAIR:
                 writes = await self._with_repairs(run, plan, writes)
-            await self._write(run, writes, ledger)
+            await self._write(run, writes, ledger, plan.desired)
             await self._release_retired(run, plan, ledger)
             if not run.failures:
                 done = plan.is_empty and run.kind is not RunKind.REPAIR
@@ -472,20 +490,54 @@ class SyncRunner:
         return Settled(inputs_digest(snapshot, mapping, ledger, zone), now, until)
 
     async def _current_snapshot(
-        self, kept: EntrySnapshot | None, needed: tuple[datetime, datetime], now: datetime
+        self,
+        kept: EntrySnapshot | None,
+        needed: tuple[datetime, datetime],
+        now: datetime,
+        *,
+        trusted: bool,
     ) -> EntrySnapshot:
-        """Every entry starting in `needed` as Toggl has it now: the snapshot brought up to
-        date by what changed since it was fetched where it covers `needed`, else a fetch of the
-        whole range. `kept` itself if nothing changed; the caller writes a new one."""
+        """Every entry starting in `needed` as Toggl has it now, and a timer running since
+        before it: the snapshot brought up to date by what changed since it was fetched where
+        it covers `needed` (and is `trusted`), else a fetch of the whole range. `kept` itself if
+        nothing changed; the caller writes a new one."""
         toggl = self._settings.toggl
-        if kept is not None and kept.covers(needed, now):
+        if trusted and kept is not None and kept.covers(needed, now):
             changes = await toggl.time_entries(since=kept.since)
             # An answer at Toggl's cap may have been cut short: then fetch the range itself.
             if len(changes) < TIME_ENTRIES_CAP:
                 return kept.updated(changes, fetched_at=now)
         fetched = await toggl.time_entries_between(*needed)
+        if await self._may_miss_a_timer(kept, fetched, needed):
+            current = await toggl.current_time_entry()
+            if current is not None and current.start < needed[0]:
+                fetched.append(current)
         return EntrySnapshot.of(
             (KeptEntry.from_entry(entry) for entry in fetched if not entry.is_deleted), needed, now
+        )
+
+    async def _may_miss_a_timer(
+        self,
+        kept: EntrySnapshot | None,
+        fetched: Sequence[TimeEntry],
+        needed: tuple[datetime, datetime],
+    ) -> bool:
+        """Whether a timer started before `needed` may still run: Toggl's range selects by
+        start, so such a timer is not in `fetched` yet counts from the window's first midnight.
+
+        Asked of Toggl (`/me/time_entries/current`, one request) only when the bridge cannot
+        know: on a user's first fetch (or the first in over two weeks), or when the kept
+        snapshot held a timer, started before the range, that the fetch no longer shows.
+        Otherwise a timer running now was seen starting, inside the range of an earlier fetch,
+        and is in the snapshot.
+        """
+        if any(entry.is_running for entry in fetched):
+            return False  # Toggl runs one timer at a time, and here it is
+        if kept is None or kept.since < needed[0]:
+            return True  # nothing seen, or not since the range began: a timer may have started
+        begin = micros(needed[0])
+        return any(
+            entry.stop_us is None and entry.start_us < begin for entry in kept.entries.values()
         )
 
     async def _with_repairs(
@@ -495,21 +547,13 @@ class SyncRunner:
         names = sorted(set(self._settings.mapping.values()))
         if not names:
             return writes
-        found = await self._settings.exist.all_attributes_with_values(
-            days=len(plan.window), date_max=plan.window[-1], names=names
-        )
-        current = {
-            (attribute.name, value.date): value.value
-            for attribute in found
-            for value in attribute.values
-        }
+        current = await self._exist_values(names, plan.window)
         planned = {(write.attribute, write.date) for write in writes}
         for (attribute, day), desired in sorted(plan.desired.items()):
             if attribute not in names:
                 continue
-            held = current.get((attribute, day))
-            # No data reads as zero in Exist, so a missing value is right when desired is 0.
-            if (held is None and desired == 0) or held == desired:
+            # No data (null, 0 or no value at all) is right when desired is 0.
+            if current.get((attribute, day), 0) == desired:
                 continue
             fix = ValueWrite(attribute, day, desired)
             run.repaired.append(fix)
@@ -527,58 +571,126 @@ class SyncRunner:
         # clearing the ledger cannot strand their minutes in Exist.
         attributes = sorted(set(self._settings.mapping.values()) | {a for a, _ in ledger})
         zeros = [ValueWrite(attribute, day, 0) for attribute in attributes for day in window]
-        await self._write(run, zeros, ledger)
+        await self._write(run, zeros, ledger, {(w.attribute, w.date): 0 for w in zeros})
         # The cleared ledger: each window value is the 0 Exist accepted; where Exist refused
         # the 0, the old value stays (it is still what Exist holds), so the sync that follows
         # corrects it. Rows outside the window say nothing about Exist any more.
         await self._ledger.forget(self._user, [key for key in ledger if key[1] not in window])
         await self._sync(run)
 
+    async def _exist_values(
+        self, names: Sequence[str], window: Sequence[date]
+    ) -> dict[AttributeDate, int]:
+        """What Exist holds for `names` over `window` (one paged read); no data is absent."""
+        found = await self._settings.exist.all_attributes_with_values(
+            days=len(window), date_max=window[-1], names=names, include_low_priority=True
+        )
+        return {
+            (attribute.name, value.date): int(value.value)
+            for attribute in found
+            for value in attribute.values
+            if value.value is not None and value.date in window
+        }
+
+    def _new_attributes(self, ledger: Mapping[AttributeDate, int]) -> list[str]:
+        """Mapped attributes the ledger knows nothing of: Timebridge starts writing them (first
+        mapped, taken over, or a fresh store against an Exist that holds values already)."""
+        known = {attribute for attribute, _ in ledger}
+        return sorted(set(self._settings.mapping.values()) - known)
+
+    async def _adopt(
+        self,
+        names: Sequence[str],
+        window: Sequence[date],
+        ledger: dict[AttributeDate, int],
+        *,
+        keep: bool,
+    ) -> None:
+        """Attributes Timebridge starts writing: read what Exist holds for `window` once and
+        use it as the ledger, so every day that differs from Toggl, zeros included, is
+        written. No data (null, or no value) counts as 0. `keep`: store the adopted values (a
+        dry run only looks)."""
+        if not names or not window:
+            return
+        held = await self._exist_values(names, window)
+        adopted = [
+            ValueWrite(name, day, held.get((name, day), 0)) for name in names for day in window
+        ]
+        if keep:
+            await self._ledger.record_accepted(self._user, adopted)
+        for write in adopted:
+            ledger[(write.attribute, write.date)] = write.value
+
     async def _write(
-        self, run: _Run, writes: Sequence[ValueWrite], ledger: dict[AttributeDate, int]
+        self,
+        run: _Run,
+        writes: Sequence[ValueWrite],
+        ledger: dict[AttributeDate, int],
+        desired: Mapping[AttributeDate, int],
     ) -> None:
         """Send `writes` batch by batch, committing each batch's accepted items as it comes.
 
-        Items refused because the attribute is not ours (or no longer exists) are retried once,
-        after one re-acquire, at the end. A retired attribute the user deleted in Exist has
-        nothing left to bring down, so it is not re-created.
+        Exist's per-item error codes are not documented, so a refusal is never judged by its
+        code: when any item is refused, one ownership check (`attributes/owned`) tells whether
+        the attribute is still ours. If it is, the refusal stands (the next run tries again). If
+        a mapped one is not, it is re-acquired once, its current values adopted as the ledger
+        and every value of `desired` that differs written again; if it cannot be re-acquired,
+        the failure names the service that holds it now. An unmapped attribute that is no
+        longer ours has nothing of ours left to bring down: its rows are forgotten. At most one
+        check, one re-acquire and one retry per run.
         """
-        refused = await self._write_batches(run, writes, ledger, set_aside=_REACQUIRE_CODES)
+        refused = await self._write_batches(run, writes, ledger)
         if not refused:
             return
+        exist = self._settings.exist
+        owned = await owned_names(exist)
         mapped = set(self._settings.mapping.values())
-        missing = {write.attribute for write, code in refused if code == ERROR_NOT_FOUND}
-        gone = missing - mapped
-        # Rows about an attribute that no longer exists describe nothing in Exist: forgotten,
-        # a retired one stops needing zeros and a re-created one gets every day again next run.
-        await self._forget_attributes(missing, ledger)
-        wanted = [(write, code) for write, code in refused if write.attribute not in gone]
-        owned = await reacquire(self._settings.exist, {write.attribute for write, _ in wanted})
-        run.failures.extend(
-            RunFailure(
-                "exist",
-                f"{write.attribute} is not ours in Exist and could not be acquired again",
-                attribute=write.attribute,
-                date=write.date,
-                error_code=code,
+        for write, failure in refused:
+            if write.attribute in owned:
+                run.failures.append(failure)
+        lost = {write.attribute for write, _ in refused if write.attribute not in owned}
+        if not lost:
+            return
+        # Rows about an attribute we no longer hold describe nothing we can vouch for.
+        await self._forget_attributes(lost, ledger)
+        wanted = lost & mapped
+        regained = await reacquire(exist, wanted) if wanted else frozenset()
+        taken = wanted - regained
+        if taken:
+            holders = await other_owners(exist, taken)
+            run.failures.extend(
+                RunFailure(
+                    "exist",
+                    f"{write.attribute} is fed by "
+                    f"{holders.get(write.attribute, 'another service')} in Exist now and could "
+                    "not be taken back; map it again to take it over",
+                    attribute=write.attribute,
+                    date=write.date,
+                    error_code=failure.error_code,
+                )
+                for write, failure in refused
+                if write.attribute in taken
             )
-            for write, code in wanted
-            if write.attribute not in owned
-        )
-        retry = [write for write, _ in wanted if write.attribute in owned]
-        await self._write_batches(run, retry, ledger, set_aside=frozenset())
+        if not regained:
+            return
+        window = sorted({day for (name, day) in desired if name in regained})
+        await self._adopt(sorted(regained), window, ledger, keep=True)
+        retry = [
+            ValueWrite(name, day, value)
+            for (name, day), value in sorted(desired.items())
+            if name in regained and ledger.get((name, day)) != value
+        ]
+        run.failures.extend(failure for _, failure in await self._write_batches(run, retry, ledger))
 
     async def _write_batches(
         self,
         run: _Run,
         writes: Sequence[ValueWrite],
         ledger: dict[AttributeDate, int],
-        *,
-        set_aside: frozenset[str],
-    ) -> list[tuple[ValueWrite, str]]:
-        """Write in batches; returns the items refused with a code in `set_aside` (with the
-        code), and records every other refusal as a failure."""
-        kept: list[tuple[ValueWrite, str]] = []
+    ) -> list[tuple[ValueWrite, RunFailure]]:
+        """Write in batches; returns the items Exist refused, each with the failure to record
+        if the refusal stands (the caller decides)."""
+        kept: list[tuple[ValueWrite, RunFailure]] = []
         for batch in _chunks(writes):
             by_key = {(write.attribute, write.date): write for write in batch}
             before = {key: ledger.get(key) for key in by_key}
@@ -606,16 +718,16 @@ class SyncRunner:
             run.written.extend(accepted)
             for failure in result.failed:
                 write = by_key[(failure.item.name, failure.item.date)]
-                if failure.error_code in set_aside:
-                    kept.append((write, failure.error_code))
-                    continue
-                run.failures.append(
-                    RunFailure(
-                        "exist",
-                        f"Exist refused {write.attribute} on {write.date}: {failure.error}",
-                        attribute=write.attribute,
-                        date=write.date,
-                        error_code=failure.error_code,
+                kept.append(
+                    (
+                        write,
+                        RunFailure(
+                            "exist",
+                            f"Exist refused {write.attribute} on {write.date}: {failure.error}",
+                            attribute=write.attribute,
+                            date=write.date,
+                            error_code=failure.error_code,
+                        ),
                     )
                 )
         return kept
@@ -686,3 +798,17 @@ def _toggl_failure(exc: toggl_errors.TogglError) -> RunFailure:
 
 def _exist_failure(exc: exist_errors.ExistError) -> RunFailure:
     return RunFailure("exist", exc.message, status_code=exc.status_code)
+
+
+def _failure_fields(report: RunReport) -> dict[str, object]:
+    """What a log line says of a run's first failure: service, status, code and message (the
+    clients' messages never carry a token; the log filter masks any that would)."""
+    if not report.failures:
+        return {}
+    first = report.failures[0]
+    fields: dict[str, object] = {"error_service": first.service, "error": first.message}
+    if first.status_code is not None:
+        fields["error_status"] = first.status_code
+    if first.error_code is not None:
+        fields["error_code"] = first.error_code
+    return fields

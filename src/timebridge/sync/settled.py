@@ -20,25 +20,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from hashlib import blake2b
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from timebridge.sync.planner import AttributeDate
-from timebridge.sync.snapshot import EntrySnapshot
+from timebridge.entries import EntrySnapshot
+from timebridge.records import AttributeDate, Settled
 
-
-class Settled(NamedTuple):
-    """A run found nothing to do at `at`, with inputs of `digest`; so it stays until `until`."""
-
-    digest: str
-    at: datetime
-    until: datetime
-
-    def holds(self, digest: str, now: datetime) -> bool:
-        """Whether a run at `now` with inputs of `digest` has nothing to do either."""
-        return digest == self.digest and self.at <= now < self.until
+__all__ = ["Settled", "inputs_digest"]
 
 
 def inputs_digest(

@@ -2,7 +2,8 @@
 
 The app owns what it opened: given no store it opens the one the settings describe (migrating
 the embedded default) and closes it on shutdown; given no scheduler it runs the embedded one
-over `SyncService`, so that one `timebridge serve` keeps every connected user in sync. Tests and
+over the `Bridge`, so that one `timebridge serve` keeps every connected user in sync, and purges
+old rows daily. Tests and
 later issues pass their own store or scheduler instead. Pages and the JSON API are added by
 later issues as routers on this base.
 """
@@ -23,10 +24,10 @@ from sqlalchemy.engine import Connection
 
 from timebridge import __version__, metrics
 from timebridge._pool import ConnectionPool
+from timebridge.bridge import Bridge, Skipped
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
-from timebridge.jobs import EmbeddedScheduler, next_fire_time
-from timebridge.jobs.tasks import Skipped, SyncService
+from timebridge.jobs import PURGE_CRON, EmbeddedScheduler, next_fire_time, run_on_cron
 from timebridge.retry import RetryPolicy
 from timebridge.store import Store, open_store
 from timebridge.sync.runner import RunReport
@@ -50,6 +51,8 @@ class ServiceState:
     settings: Settings
     clock: Clock
     store: Store | None = None
+    #: The application layer over `store`, for every route (set at startup).
+    bridge: Bridge | None = None
     scheduler: SyncScheduler | None = None
     scheduler_enabled: bool = True
     scheduler_task: asyncio.Task[None] | None = None
@@ -65,17 +68,17 @@ def service_state(app: FastAPI) -> ServiceState:
 
 
 def build_scheduler(
-    service: SyncService,
+    bridge: Bridge,
     settings: Settings,
     *,
     clock: Clock | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> SyncScheduler:
-    """The embedded scheduler over `service`, on the settings' cron and concurrency."""
+    """The embedded scheduler over `bridge`, on the settings' cron and concurrency."""
     return EmbeddedScheduler(
         cron=settings.sync_cron,
-        list_users=service.users_to_sync,
-        sync_user=service.sync_user,
+        list_users=bridge.users_to_sync,
+        sync_user=bridge.sync,
         max_concurrency=settings.sync_concurrency,
         clock=clock,
         sleep=sleep,
@@ -141,30 +144,36 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = service_state(app)
         opened: Store | None = None
-        pool: ConnectionPool | None = None
+        purging: asyncio.Task[None] | None = None
         if state.store is None:
             opened = state.store = await open_store(state.settings, clock=state.clock)
+        pool = ConnectionPool()
+        bridge = state.bridge = Bridge.from_settings(
+            state.store, state.settings, clock=state.clock, retry=retry, pool=pool
+        )
         try:
             if state.scheduler_enabled:
                 if state.scheduler is None:
-                    pool = ConnectionPool()
-                    service = SyncService(
-                        state.store, state.settings, clock=state.clock, retry=retry, pool=pool
-                    )
-                    state.scheduler = build_scheduler(service, state.settings, clock=state.clock)
+                    state.scheduler = build_scheduler(bridge, state.settings, clock=state.clock)
                 state.scheduler_task = asyncio.create_task(
                     _run_scheduler(state.scheduler), name="timebridge-embedded-scheduler"
                 )
                 logger.info("embedded scheduler started", extra={"cron": state.scheduler.cron})
+                # Workers purge at scale; here the service does, daily.
+                purging = asyncio.create_task(
+                    run_on_cron(PURGE_CRON, bridge.purge, clock=state.clock),
+                    name="timebridge-daily-purge",
+                )
             yield
         finally:
             task, state.scheduler_task = state.scheduler_task, None
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if pool is not None:
-                await pool.aclose()
+            for running in (task, purging):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await running
+            state.bridge = None
+            await pool.aclose()
             if opened is not None:
                 await opened.close()
                 state.store = None
@@ -185,7 +194,7 @@ def create_app(
 
     `store`: used as given and left open (the caller owns it); otherwise opened from
     `settings` at startup and closed at shutdown. `scheduler`: run instead of the embedded one
-    built over `SyncService`. `run_scheduler=False` (`serve --no-scheduler`) runs none, for
+    built over the `Bridge`. `run_scheduler=False` (`serve --no-scheduler`) runs none, for
     deployments where `timebridge worker` processes sync users.
     """
     settings = settings or Settings()

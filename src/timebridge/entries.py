@@ -1,4 +1,4 @@
-"""What the bridge knows of a user's Toggl entries between runs, and how a run brings it up to date.
+"""What the bridge keeps of a user's Toggl entries between runs, and how a run brings it up to date.
 
 A run needs every entry that starts in its fetch range (the window plus a day of margin, up to
 the end of today). Fetching that range costs one request whose answer holds every entry of two
@@ -14,7 +14,8 @@ range ends at the end of the local day of the full fetch, so each user's first r
 future when the snapshot was made are then seen once their day has come, and whatever a delta
 could ever have missed is corrected within a day. Zero Out and Repair fetch in full too.
 
-Everything here is pure: no HTTP, no database, no clock.
+Everything here is pure: no HTTP, no database, no clock. The engine (`timebridge.sync`) and
+the store (`timebridge.store`) both use these records; neither owns them.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
-from timebridge.toggl.models import TimeEntry
+if TYPE_CHECKING:  # the shape only: importing this module loads no HTTP client
+    from timebridge.toggl.models import TimeEntry
 
 #: A delta asks for changes since the last fetch was sent minus this much: Toggl's `at` comes
 #: from Toggl's clock, not ours, and an edit being saved while our request was answered may

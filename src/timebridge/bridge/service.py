@@ -1,0 +1,330 @@
+"""`Bridge`: one account turned into a run — plan, sync, Zero Out, Repair, mapping, disconnect.
+
+Every caller goes through here: the embedded scheduler and the distributed workers
+(`timebridge.jobs`), personal mode (`timebridge.bridge.personal`), the CLI, and the web pages,
+the gateway and webhooks after them. An operation reads what the store holds of the account
+(`Store.sync_context`: one read), builds the account's clients from its connections' tokens and
+origins (`Upstreams`), runs the engine (`timebridge.sync.runner.SyncRunner`) and carries out what
+the run's outcome asks (DESIGN.md, "Failures"):
+- DISCONNECTED: Toggl refused the token twice, so everything of the Toggl integration goes;
+- EXIST_BROKEN: Exist refused even a refreshed token, so syncing stops until a reconnect;
+- any outcome: the run is recorded for the status page and, in the same write, a zone newly
+  read from Exist is kept.
+
+A steady-state sync (nothing changed in Toggl) costs two short transactions: the context (with
+the ledger and the entry snapshot) and the run record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from timebridge import metrics
+from timebridge._pool import ConnectionPool
+from timebridge.bridge.clients import Upstreams
+from timebridge.bridge.results import (
+    MappingSaved,
+    PlannedWrite,
+    Skipped,
+    SkipReason,
+    SyncNotPossible,
+    SyncPreview,
+)
+from timebridge.clock import Clock
+from timebridge.config import Settings
+from timebridge.exist import AsyncExistClient, ExistTokens
+from timebridge.retry import RetryPolicy
+from timebridge.store import (
+    ConnectionStatus,
+    DisconnectReport,
+    ExistState,
+    ProjectMapping,
+    PurgeCounts,
+    Store,
+    SyncContext,
+    ZoneReading,
+)
+from timebridge.sync.attributes import other_owners, release_attributes, save_mapping
+from timebridge.sync.runner import RunKind, RunOutcome, RunReport, SyncRunner, UserSyncSettings
+from timebridge.toggl import AsyncTogglClient
+
+logger = logging.getLogger(__name__)
+
+
+class Bridge:
+    """The application layer over one store: every operation on an account goes through it."""
+
+    def __init__(
+        self, store: Store, upstreams: Upstreams, *, run_history: timedelta = timedelta(days=90)
+    ) -> None:
+        self.store = store
+        self.upstreams = upstreams
+        self._run_history = run_history
+
+    @classmethod
+    def from_settings(
+        cls,
+        store: Store,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        pool: ConnectionPool | None = None,
+    ) -> Bridge:
+        """A bridge with the service's Exist OAuth client, clock, retries and pool."""
+        upstreams = Upstreams.from_settings(settings, clock=clock, retry=retry, pool=pool)
+        return cls(store, upstreams, run_history=timedelta(days=settings.run_history_days))
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    async def users_to_sync(self) -> list[int]:
+        """Every account with both connections active and something mapped."""
+        return await self.store.accounts.ready_to_sync()
+
+    async def sync(self, account_id: int, kind: RunKind = RunKind.SYNC) -> RunReport | Skipped:
+        """One run of `kind` for one account, recorded; never raises for an upstream failure."""
+        context = await self.store.sync_context(account_id)
+        reason = _not_ready(context)
+        if reason is not None:
+            return Skipped(account_id, reason)
+        assert context.exist is not None
+        async with self._clients(context) as (toggl, exist):
+            runner = SyncRunner(
+                _settings(context, toggl, exist, self.upstreams.clock),
+                self.store.ledger,
+                loaded=context.state,
+            )
+            if kind is RunKind.ZERO_OUT:
+                report = await runner.zero_out()
+            elif kind is RunKind.REPAIR:
+                report = await runner.repair()
+            else:
+                report = await runner.run()
+        await self._after(report, context.exist)
+        return report
+
+    async def zero_out(self, account_id: int) -> RunReport | Skipped:
+        """Write 0 to every mapped attribute for the window, clear the ledger, then sync."""
+        return await self.sync(account_id, RunKind.ZERO_OUT)
+
+    async def repair(self, account_id: int) -> RunReport | Skipped:
+        """Rewrite every window value Exist holds differently from Toggl's truth."""
+        return await self.sync(account_id, RunKind.REPAIR)
+
+    async def plan(self, account_id: int) -> SyncPreview:
+        """The writes a sync of the account would make now, without making any (a dry run).
+
+        Reads Toggl's entries and Exist's profile (so both ends are checked) and, for an
+        attribute Timebridge has not written yet, its current values; never writes to Exist, the
+        ledger or the run records. `SyncNotPossible` without both connections; upstream errors
+        propagate as the clients raise them.
+        """
+        context = await self.store.sync_context(account_id)
+        reason = _not_ready(context)
+        if reason is not None:
+            raise SyncNotPossible(account_id, reason)
+        return await self.plan_context(context)
+
+    async def plan_context(self, context: SyncContext) -> SyncPreview:
+        """`plan` for a context given whole (personal mode previews a config never stored).
+
+        The context's Exist zone is not trusted here: the profile is read, so a dry run
+        checks that Exist answers."""
+        if context.secrets is None or context.toggl is None or context.exist is None:
+            raise SyncNotPossible(context.account_id, _not_ready(context) or SkipReason.NO_TOGGL)
+        context = replace(context, exist=replace(context.exist, time_zone_checked_at=None))
+        async with self._clients(context) as (toggl, exist):
+            runner = SyncRunner(
+                _settings(context, toggl, exist, self.upstreams.clock), self.store.ledger
+            )
+            plan = await runner.plan()
+            toggl_requests, exist_requests = toggl.requests_sent, exist.requests_sent
+        return SyncPreview(
+            account_id=context.account_id or None,
+            window=plan.window,
+            writes=tuple(
+                PlannedWrite(w.attribute, w.date, plan.current.get((w.attribute, w.date)), w.value)
+                for w in plan.writes
+            ),
+            toggl_requests=toggl_requests,
+            exist_requests=exist_requests,
+        )
+
+    # --- mapping and disconnecting ----------------------------------------------------------
+
+    async def takeovers(self, account_id: int, attributes: Iterable[str]) -> dict[str, str]:
+        """Which of `attributes` another service feeds in Exist now, with its name: what the
+        mapping page warns about before saving takes them over."""
+        async with self._exist(account_id) as exist:
+            return await other_owners(exist, attributes)
+
+    async def save_mapping(
+        self, account_id: int, projects: Sequence[ProjectMapping]
+    ) -> MappingSaved:
+        """Make `projects` the account's whole mapping: acquire what it maps to in Exist,
+        release what is no longer mapped (once our values there are back to zero), store it.
+
+        A project whose attribute Exist refused is left out (`refused` says why). The store
+        refuses an attribute another integration of the user holds (`AttributeClaimed`).
+        """
+        store = self.store
+        requested = {project.project_id: project.attribute for project in projects}
+        previous = await store.mappings.project_map(account_id)
+        async with self._exist(account_id) as exist:
+            taken_over = await other_owners(exist, requested.values())
+            change = await save_mapping(
+                exist, store.ledger, account_id, previous=previous, requested=requested
+            )
+            exist_requests = exist.requests_sent
+        await store.mappings.replace(
+            account_id,
+            [
+                replace(project, attribute=change.mapping[project.project_id])
+                for project in projects
+                if project.project_id in change.mapping
+            ],
+        )
+        refused = dict(change.claims.refused)
+        return MappingSaved(
+            mapping=dict(change.mapping),
+            refused=refused,
+            taken_over={k: v for k, v in taken_over.items() if k not in refused},
+            released=change.released.released,
+            exist_requests=exist_requests,
+        )
+
+    async def disconnect_toggl(self, account_id: int) -> DisconnectReport:
+        """Remove the account's Toggl tokens, mapping, ledger and entries, and give the
+        attributes back to Exist. Nothing of the Toggl integration is left behind; if Exist
+        cannot be reached, the attributes stay ours there (the data is deleted regardless)."""
+        ledger = await self.store.ledger.load(account_id)
+        report = await self.store.disconnect_toggl(account_id)
+        names = set(report.attributes) | {attribute for attribute, _ in ledger}
+        exist_connection = await self.store.exist_connections.get(account_id)
+        if names and exist_connection is not None:
+            try:
+                async with self._exist(account_id) as exist:
+                    await release_attributes(exist, names)
+            except Exception as exc:
+                logger.warning(
+                    "could not release attributes after disconnecting Toggl: %s",
+                    type(exc).__name__,
+                    extra={"user_id": account_id},
+                )
+        return report
+
+    async def purge(self) -> PurgeCounts:
+        """The store-wide purge (daily): ledger and entry rows older than 21 days for every
+        account, syncing or not, and run records older than the configured history."""
+        counts = await self.store.ledger.purge_expired()
+        runs = await self.store.sync_runs.purge(self.upstreams.clock.now() - self._run_history)
+        logger.info(
+            "purge: %d ledger rows, %d entry snapshots, %d run records",
+            counts.ledger_rows,
+            counts.snapshots,
+            runs,
+        )
+        return counts
+
+    # --- the parts -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _clients(
+        self, context: SyncContext
+    ) -> AsyncIterator[tuple[AsyncTogglClient, AsyncExistClient]]:
+        """The account's two clients, each bound to its connection's origin."""
+        assert context.secrets is not None and context.toggl and context.exist
+        secrets = context.secrets
+        on_tokens = self._keep_tokens(context.account_id) if context.account_id else None
+        async with (
+            self.upstreams.toggl(secrets.toggl_token, context.toggl.origin) as toggl,
+            self.upstreams.exist(
+                secrets.exist_tokens, context.exist.origin, on_tokens=on_tokens
+            ) as exist,
+        ):
+            yield toggl, exist
+
+    @asynccontextmanager
+    async def _exist(self, account_id: int) -> AsyncIterator[AsyncExistClient]:
+        """The account's Exist client alone (mapping pages need no Toggl token)."""
+        connection = await self.store.exist_connections.get(account_id)
+        if connection is None or connection.status is not ConnectionStatus.ACTIVE:
+            raise SyncNotPossible(account_id, SkipReason.NO_EXIST)
+        tokens = await self.store.exist_connections.tokens(account_id)
+        async with self.upstreams.exist(
+            tokens, connection.origin, on_tokens=self._keep_tokens(account_id)
+        ) as exist:
+            yield exist
+
+    def _keep_tokens(self, account_id: int) -> _KeepTokens:
+        return _KeepTokens(self.store, account_id)
+
+    async def _after(self, report: RunReport, exist_connection: ExistState) -> None:
+        store, user_id = self.store, report.user_id
+        if report.outcome is RunOutcome.DISCONNECTED:
+            logger.warning("user %s: Toggl refused the token twice; disconnecting Toggl", user_id)
+            await store.disconnect_toggl(user_id)
+        elif report.outcome is RunOutcome.EXIST_BROKEN:
+            logger.warning("user %s: Exist refused the token after a refresh", user_id)
+            await store.exist_connections.mark_broken(user_id)
+        # One write for the record and, only if the run read a different one, the zone.
+        zone = None
+        if report.zone is not None and report.zone_checked_at is not None:
+            known = (exist_connection.time_zone, exist_connection.time_zone_checked_at)
+            if (report.zone, report.zone_checked_at) != known:
+                zone = ZoneReading(report.zone, report.zone_checked_at)
+        await store.sync_runs.record(report, exist_zone=zone)
+        metrics.record_run(
+            report.kind, report.outcome, report.duration.total_seconds(), report.values_written
+        )
+
+
+class _KeepTokens:
+    """Stores a refreshed Exist pair: a refresh invalidates the old one, so losing the new pair
+    would break the connection."""
+
+    def __init__(self, store: Store, account_id: int) -> None:
+        self._store = store
+        self._account_id = account_id
+
+    async def __call__(self, tokens: ExistTokens) -> None:
+        await self._store.exist_connections.rotate(self._account_id, tokens)
+
+
+def _not_ready(context: SyncContext) -> SkipReason | None:
+    if context.toggl is None or context.toggl.status is not ConnectionStatus.ACTIVE:
+        return SkipReason.NO_TOGGL
+    if context.exist is None or context.exist.status is not ConnectionStatus.ACTIVE:
+        return SkipReason.NO_EXIST
+    if context.secrets is None:
+        return SkipReason.NO_TOGGL  # a pending connection: no token pasted yet
+    return None
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    return ZoneInfo(name) if name else None
+
+
+def _settings(
+    context: SyncContext, toggl: AsyncTogglClient, exist: AsyncExistClient, clock: Clock
+) -> UserSyncSettings:
+    """The engine's view of one account."""
+    assert context.exist is not None
+    return UserSyncSettings(
+        user_id=context.account_id,
+        toggl=toggl,
+        exist=exist,
+        mapping=context.mapping,
+        clock=clock,
+        zone_override=_zone(context.zone_override),
+        exist_zone=_zone(context.exist.time_zone),
+        exist_zone_checked_at=context.exist.time_zone_checked_at,
+    )
+
+
+__all__ = ["Bridge"]
