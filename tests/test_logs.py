@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
 import uvicorn
+from alembic.script import ScriptDirectory
 from pydantic import SecretStr
 
 from timebridge.logs import (
@@ -21,6 +24,7 @@ from timebridge.logs import (
     register_secret,
     scrub,
 )
+from timebridge.store.migrations import alembic_config, upgrade
 
 TOKEN = "f1e2d3c4b5a69788abcdef0123456789"
 
@@ -207,3 +211,23 @@ def test_escape_codes_never_reach_a_line_in_either_format() -> None:
         assert "color_message" not in output, log_format
         assert "Started server process [4242]" in output, log_format
         assert "red and a link" in output, log_format
+
+
+def test_migrations_log_one_line_per_applied_revision_and_nothing_when_current(
+    json_lines: io.StringIO, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'timebridge.db'}"
+    asyncio.run(upgrade(url))
+    lines = records(json_lines)
+    script = ScriptDirectory.from_config(alembic_config())
+    revisions = [revision.revision for revision in reversed(list(script.walk_revisions()))]
+    assert [line["revision"] for line in lines] == revisions
+    assert all(line["logger"] == "timebridge.store.migrations" for line in lines)
+    assert lines[0]["from_revision"] is None
+    assert [line["from_revision"] for line in lines[1:]] == revisions[:-1]
+    assert all(line["level"] == "info" and line["migration"] for line in lines)
+
+    json_lines.truncate(0)
+    json_lines.seek(0)
+    asyncio.run(upgrade(url))
+    assert json_lines.getvalue() == "", "nothing to migrate: nothing to say"

@@ -12,12 +12,19 @@ Safeguards around every run:
   module globals, so two interleaved runs would trample each other;
 - on SQLite foreign keys are off while migrating (SQLite alters a table by copying and dropping
   it, and a dropped parent would cascade its deletes), then checked before the commit.
+
+Logging: Alembic's own records (its "Context impl SQLiteImpl." on every run, say) are left to
+the application's configuration (`timebridge.logs` lets only their warnings through). `upgrade`
+logs one INFO line per revision it applied, once they are committed, and nothing when there was
+nothing to do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -33,6 +40,24 @@ from timebridge.store.database import create_engine
 _PG_LOCK_ID = 0x7469_6D65_6272_6964 & 0x7FFF_FFFF_FFFF_FFFF  # "timebrid"
 
 
+logger = logging.getLogger(__name__)
+
+#: The key under which `alembic_config` hands env.py the list it records applied steps in.
+APPLIED = "timebridge_applied"
+
+
+@dataclass(frozen=True)
+class AppliedRevision:
+    """One migration step a run applied."""
+
+    #: Where the database was before the step (None: empty) and where the step took it.
+    source: str | None
+    destination: str | None
+    upgrade: bool
+    #: The revision's description (the first line of its docstring).
+    description: str
+
+
 _RUN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
@@ -46,13 +71,33 @@ def _run_lock() -> asyncio.Lock:
     return lock
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """The Alembic configuration of the store, optionally bound to a connection."""
+def alembic_config(
+    connection: Connection | None = None, applied: list[AppliedRevision] | None = None
+) -> Config:
+    """The Alembic configuration of the store, optionally bound to a connection; the steps a
+    run applies are appended to `applied` when it is given."""
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent))
     if connection is not None:
         config.attributes["connection"] = connection
+    if applied is not None:
+        config.attributes[APPLIED] = applied
     return config
+
+
+def _log_applied(applied: list[AppliedRevision]) -> None:
+    for step in applied:
+        logger.info(
+            "migrated the database %s from %s to %s",
+            "up" if step.upgrade else "down",
+            step.source or "empty",
+            step.destination or "empty",
+            extra={
+                "from_revision": step.source,
+                "revision": step.destination,
+                "migration": step.description,
+            },
+        )
 
 
 def head_revision() -> str | None:
@@ -70,14 +115,16 @@ def _upgrade(connection: Connection, revision: str) -> str | None:
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
         connection.commit()
     try:
+        applied: list[AppliedRevision] = []
         # One transaction for the whole upgrade, begun here so that Alembic joins it rather
         # than committing revision by revision: the foreign key check below can still undo it.
         with connection.begin():
-            command.upgrade(alembic_config(connection), revision)
+            command.upgrade(alembic_config(connection, applied), revision)
             if connection.dialect.name == "sqlite":
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:
                     raise RuntimeError(f"migration left {len(broken)} rows with dangling keys")
+        _log_applied(applied)
         return _current(connection)
     finally:
         if postgres:
