@@ -12,11 +12,16 @@ SQLite needs three things to behave like a database the bridge can trust:
 
 A SQLite file is connected through `_sqlite.OneTripConnection`: aiosqlite, with each statement
 one trip to the connection's thread instead of four.
+
+The file holds every user's mapping, ledger and (encrypted) tokens, so what the engine creates
+is private to the user running Timebridge: missing directories are made mode 0700 and a new
+database file 0600 (SQLite gives its -wal, -shm and -journal files the database file's mode).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,42 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_POOL_SIZE = 3
 #: The execution option that marks the engine of `Database.read()` sessions.
 READ_ONLY = "timebridge_read_only"
+#: The mode of the directories the store creates: only their owner may list or enter them.
+PRIVATE_DIRECTORY_MODE = 0o700
+#: The mode of a SQLite file the store creates: only its owner may read or write it.
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_directory(path: Path) -> None:
+    """Create `path` and its missing parents, each mode 0700 whatever the umask; directories
+    that already exist are left as they are."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIRECTORY_MODE)
+        except FileExistsError:
+            continue  # made by another process just now: theirs to set up
+        # mkdir's mode passes through the umask, which may take bits away but never adds any.
+        os.chmod(directory, PRIVATE_DIRECTORY_MODE)
+
+
+def create_private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 (whatever the umask), unless it exists. An empty file
+    is an empty SQLite database, so SQLite opens it as if it had created it."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE_MODE)
+    finally:
+        os.close(descriptor)
 
 
 def async_url(database_url: str | URL) -> URL:
@@ -64,13 +105,18 @@ def create_engine(
 ) -> AsyncEngine:
     """An async engine for `database_url`, with the SQLite settings above applied.
 
-    `foreign_keys=False` is for migrations only (see `timebridge.store.migrations`).
+    A SQLite file that does not exist yet is created here, private to the user (see above),
+    with any missing directory on its path. `foreign_keys=False` is for migrations only (see
+    `timebridge.store.migrations`).
     """
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         options: dict[str, Any] = {}
         if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if not url.query.get("uri"):  # a `file:` URI may say how to open it: left to SQLite
+                path = Path(url.database)
+                make_private_directory(path.parent)
+                create_private_file(path)
             # Connected with the arguments SQLAlchemy would use, one trip a statement.
             args, kwargs = url.get_dialect()().create_connect_args(url)
             options["async_creator"] = one_trip_connector(*args, **kwargs)
