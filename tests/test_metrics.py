@@ -40,3 +40,33 @@ def test_runs_are_counted_by_kind_and_outcome() -> None:
     before = _sample("timebridge_sync_runs_total", kind="sync", outcome="succeeded")
     metrics.record_run("sync", "succeeded", 0.2, values_written=3)
     assert _sample("timebridge_sync_runs_total", kind="sync", outcome="succeeded") == before + 1
+
+
+def test_a_clients_own_count_and_metrics_count_the_same_requests(
+    toggl_url: str, toggl_user: SimUser, toggl_sim: TogglSimulator
+) -> None:
+    """What a run reports as its requests (the client's count) is what /metrics adds up, every
+    status and every retry included."""
+    before = metrics.upstream_request_counts().get("toggl", 0)
+    toggl_sim.faults.add(path="/api/v9/me", status=503, times=1)
+    with TogglClient(
+        toggl_user.api_token, base_url=toggl_url, retry=RetryPolicy.testing(attempts=3)
+    ) as client:
+        client.me()
+        client.workspaces()
+        sent = client.requests_sent
+    assert sent == 3
+    assert metrics.upstream_request_counts()["toggl"] - before == sent
+    assert metrics.upstream_request_counts().get("exist", 0) == _sample_sum("exist")
+
+
+def _sample_sum(service: str) -> int:
+    return int(
+        sum(
+            sample.value
+            for family in metrics.REGISTRY.collect()
+            for sample in family.samples
+            if sample.name == "timebridge_upstream_requests_total"
+            and sample.labels.get("service") == service
+        )
+    )

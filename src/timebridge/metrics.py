@@ -1,10 +1,14 @@
 """Prometheus metrics: sync runs, their outcomes and durations, upstream requests by status.
 
 Importing this module registers an observer with the HTTP drivers; the clients themselves never
-import Prometheus.
+import Prometheus. Requests are counted from that import on: every HTTP attempt to Toggl or
+Exist, retries and token refreshes included, once each, whoever sent it (a run, setting up a
+mapping, a CLI command) -- the same attempts the clients' `requests_sent` counts.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -53,7 +57,20 @@ def _observe(service: str, status: int | None, seconds: float) -> None:
 observe_requests(_observe)
 
 
+def upstream_request_counts() -> Mapping[str, int]:
+    """Requests counted so far, per service ("toggl", "exist"), every status together: the sum
+    of `timebridge_upstream_requests_total` over its status label."""
+    counts: dict[str, int] = {}
+    for family in UPSTREAM_REQUESTS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                service = sample.labels["service"]
+                counts[service] = counts.get(service, 0) + int(sample.value)
+    return counts
+
+
 def record_run(kind: str, outcome: str, seconds: float, values_written: int) -> None:
+    """Count one finished sync run."""
     SYNC_RUNS.labels(kind=kind, outcome=outcome).inc()
     SYNC_RUN_SECONDS.observe(seconds)
     VALUES_WRITTEN.inc(values_written)
