@@ -84,6 +84,14 @@ class KeptEntry(NamedTuple):
             entry.at,
         )
 
+    def reaches(self, low: int, high: int) -> bool:
+        """Whether the entry belongs in a snapshot covering [low, high) (microseconds): it
+        starts there, or started before and was still running at `low` (Toggl's range query
+        selects by start, so such an entry is fetched on its own, see the runner)."""
+        if self.start_us >= high:
+            return False
+        return self.start_us >= low or self.stop_us is None or self.stop_us > low
+
     @property
     def start(self) -> datetime:
         return instant(self.start_us)
@@ -141,9 +149,10 @@ class EntrySnapshot:
         covered: tuple[datetime, datetime],
         fetched_at: datetime,
     ) -> EntrySnapshot:
-        """A snapshot of a full fetch of `covered`; entries outside it are left out."""
+        """A snapshot of a full fetch of `covered`; entries outside it are left out, except one
+        that started before it and reaches into it (`KeptEntry.reaches`)."""
         low, high = micros(covered[0]), micros(covered[1])
-        kept = {entry.id: entry for entry in entries if low <= entry.start_us < high}
+        kept = {entry.id: entry for entry in entries if entry.reaches(low, high)}
         return cls(MappingProxyType(kept), covered[0], covered[1], fetched_at)
 
     @classmethod
@@ -215,14 +224,14 @@ class EntrySnapshot:
 
     def updated(self, changes: Iterable[TimeEntry], fetched_at: datetime) -> EntrySnapshot:
         """This snapshot with a delta applied: a changed entry replaces its old self, a deleted
-        one goes, and one that now starts outside the covered range goes too. If nothing
+        one goes, and one that now lies outside the covered range goes too. If nothing
         differs, the snapshot itself (with its old `fetched_at`: the next delta asks for a
         little more, and nothing needs writing)."""
         low, high = micros(self.covered_from), micros(self.covered_to)
         entries: dict[int, KeptEntry] | None = None
         for change in changes:
             kept = KeptEntry.from_entry(change)
-            gone = change.is_deleted or not low <= kept.start_us < high
+            gone = change.is_deleted or not kept.reaches(low, high)
             if (None if gone else kept) == self.entries.get(change.id):
                 continue
             if entries is None:

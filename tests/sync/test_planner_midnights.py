@@ -18,11 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from timebridge.sync import planner
 from timebridge.sync.planner import (
     Contribution,
     DayTotal,
-    fetch_range,
     plan_sync,
     split_at_midnights,
     window_dates,
@@ -149,40 +147,12 @@ def test_entries_split_as_split_at_midnights_splits_them(zone_name: str, now: da
         assert planned_days(dict(plan.days)) == reference_days(entries, MAPPING, zone, moment)
 
 
-def test_a_runs_fetch_is_planned_without_asking_the_zone_per_entry(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    now = datetime(2026, 10, 27, 9, 30, tzinfo=UTC)
-    zone = ZoneInfo("Europe/Berlin")
-    since, _ = fetch_range(now, zone)
-    entries = [entry for entry in dense_entries(now, 7) if entry.start >= since]
-    expected = reference_days(entries, MAPPING, zone, now)
-
-    def refuse(*args: object) -> list[tuple[date, int]]:
-        raise AssertionError("split_at_midnights called for an entry")
-
-    monkeypatch.setattr(planner, "split_at_midnights", refuse)
-    assert planned_days(dict(plan_sync(entries, MAPPING, {}, zone, now).days)) == expected
-
-
-def test_a_zone_whose_dates_go_back_is_split_entry_by_entry(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_zone_whose_dates_go_back_is_split_as_split_at_midnights_splits_it() -> None:
     # St. John's set its clocks back from 00:01 to 23:01 the day before: the 7th came twice.
     now = datetime(2010, 11, 8, 12, 0, tzinfo=UTC)
     zone = ZoneInfo("America/St_Johns")
     entries = dense_entries(now, 11)
-    calls = 0
-
-    def counted(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[date, int]]:
-        nonlocal calls
-        calls += 1
-        return split_at_midnights(start, end, zone)
-
-    monkeypatch.setattr(planner, "split_at_midnights", counted)
     plan = plan_sync(entries, MAPPING, {}, zone, now)
-    assert calls > 0
-    monkeypatch.undo()
     assert planned_days(dict(plan.days)) == reference_days(entries, MAPPING, zone, now)
 
 

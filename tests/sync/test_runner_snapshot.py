@@ -69,6 +69,29 @@ async def test_later_runs_of_the_day_ask_only_for_what_changed(accounts: Account
     assert [report.values_written for report in alice.reports[1:]] == [0, 0, 0]
 
 
+async def test_an_entry_saved_by_a_clock_minutes_behind_ours_is_still_seen(
+    accounts: AccountFactory,
+) -> None:
+    alice = await morning_account(accounts)
+    fetched_at = alice.clock.now()
+    await synced(alice)
+    # Saved after our fetch was answered, stamped by Toggl's clock three minutes behind ours:
+    # a delta asking only for changes since the instant of our fetch would never see it.
+    alice.toggl_sim.add_time_entry(
+        alice.toggl_user,
+        start=local(BERLIN, alice.today(), 6),
+        duration=25 * 60,
+        project_id=alice.projects["Series"],
+        saved_at=fetched_at - timedelta(minutes=3),
+    )
+    alice.clock.advance(timedelta(hours=1))
+
+    await synced(alice)
+
+    assert fetches(alice) == ["range", "delta"]
+    assert alice.stored("tv_min")[alice.today()] == 25
+
+
 async def test_edits_deletions_and_new_entries_reach_exist_through_a_delta(
     accounts: AccountFactory,
 ) -> None:

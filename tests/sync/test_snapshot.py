@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from timebridge.entries import SINCE_OVERLAP, EntrySnapshot, KeptEntry
+from timebridge.entries import EntrySnapshot, KeptEntry
 from timebridge.sync.planner import fetch_range, plan_sync
 from timebridge.toggl.models import TimeEntry
 
@@ -64,12 +64,14 @@ def test_a_kept_entry_ends_where_its_toggl_entry_does() -> None:
 def test_a_snapshot_holds_only_the_entries_of_its_range() -> None:
     before, first, last, after = NEEDED[0] - timedelta(seconds=1), NEEDED[0], NEEDED[1], NEEDED[1]
     snapshot = snapshot_of(
-        toggl_entry(1, before),
+        toggl_entry(1, before - timedelta(seconds=1799), duration=1800),  # ends as it begins
         toggl_entry(2, first),
         toggl_entry(3, last - timedelta(seconds=1)),
         toggl_entry(4, after),
+        toggl_entry(5, before, duration=1800),  # reaches into the range: its time counts
+        toggl_entry(6, before - timedelta(days=20), -1),  # a timer running since
     )
-    assert sorted(snapshot.entries) == [2, 3]
+    assert sorted(snapshot.entries) == [2, 3, 5, 6]
 
 
 def test_a_snapshot_covers_the_rest_of_its_day_and_nothing_after() -> None:
@@ -92,10 +94,6 @@ def test_a_snapshot_fetched_in_the_future_is_not_trusted() -> None:
     snapshot = snapshot_of()
     earlier = NOW - timedelta(minutes=1)
     assert not snapshot.covers(fetch_range(earlier, BERLIN), earlier)
-
-
-def test_a_delta_asks_for_a_little_more_than_what_changed_since_the_fetch() -> None:
-    assert snapshot_of().since == NOW - SINCE_OVERLAP
 
 
 def test_a_delta_replaces_removes_and_adds_entries() -> None:

@@ -508,37 +508,40 @@ class SyncRunner:
             if len(changes) < TIME_ENTRIES_CAP:
                 return kept.updated(changes, fetched_at=now)
         fetched = await toggl.time_entries_between(*needed)
-        if await self._may_miss_a_timer(kept, fetched, needed):
-            current = await toggl.current_time_entry()
-            if current is not None and current.start < needed[0]:
-                fetched.append(current)
+        fetched.extend(await self._started_before(kept, fetched, needed[0]))
         return EntrySnapshot.of(
             (KeptEntry.from_entry(entry) for entry in fetched if not entry.is_deleted), needed, now
         )
 
-    async def _may_miss_a_timer(
-        self,
-        kept: EntrySnapshot | None,
-        fetched: Sequence[TimeEntry],
-        needed: tuple[datetime, datetime],
-    ) -> bool:
-        """Whether a timer started before `needed` may still run: Toggl's range selects by
-        start, so such a timer is not in `fetched` yet counts from the window's first midnight.
+    async def _started_before(
+        self, kept: EntrySnapshot | None, fetched: Sequence[TimeEntry], begin: datetime
+    ) -> list[TimeEntry]:
+        """Entries that started before `begin` and reach past it: Toggl's range query selects
+        by start, so they are not in `fetched`, yet their time after the window's first
+        midnight counts (a timer left running for weeks).
 
-        Asked of Toggl (`/me/time_entries/current`, one request) only when the bridge cannot
-        know: on a user's first fetch (or the first in over two weeks), or when the kept
-        snapshot held a timer, started before the range, that the fetch no longer shows.
-        Otherwise a timer running now was seen starting, inside the range of an earlier fetch,
-        and is in the snapshot.
+        Known ones (kept from an earlier fetch, not ended by `begin`) are asked for by id, one
+        request each, which tells whether they were stopped, edited or deleted since. When the
+        bridge has seen nothing recent (a user's first fetch, or the first in over two weeks),
+        `/me/time_entries/current` tells whether a timer runs (one request), unless the fetch
+        holds one already (Toggl runs one timer at a time). Usually none of this costs anything.
         """
-        if any(entry.is_running for entry in fetched):
-            return False  # Toggl runs one timer at a time, and here it is
-        if kept is None or kept.since < needed[0]:
-            return True  # nothing seen, or not since the range began: a timer may have started
-        begin = micros(needed[0])
-        return any(
-            entry.stop_us is None and entry.start_us < begin for entry in kept.entries.values()
-        )
+        toggl, since = self._settings.toggl, micros(begin)
+        seen = {entry.id for entry in fetched}
+        if kept is None or kept.since < begin:
+            if any(entry.is_running for entry in fetched):
+                return []
+            current = await toggl.current_time_entry()
+            return [current] if current is not None and current.start < begin else []
+        found: list[TimeEntry] = []
+        for entry in kept.entries.values():
+            if entry.id in seen or entry.start_us >= since or not entry.reaches(since, since + 1):
+                continue
+            try:
+                found.append(await toggl.time_entry(entry.id))
+            except toggl_errors.NotFound:
+                continue  # deleted since
+        return found
 
     async def _with_repairs(
         self, run: _Run, plan: SyncPlan, writes: list[ValueWrite]
