@@ -1,11 +1,14 @@
-"""The CLI's config file: TOML in the user's config directory, readable by its owner only.
+"""The CLI's files: config (TOML) and cache (JSON) in the user's config directory, owner-only.
 
-Tokens saved here are the user's own credentials for personal use of the CLI; the service keeps
-its secrets encrypted in its database instead.
+Tokens saved in the config are the user's own credentials for personal use of the CLI; the
+service keeps its secrets encrypted in its database instead. The cache beside it holds what the
+CLI learnt from the APIs and may forget at any time (never a token).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -15,13 +18,24 @@ import platformdirs
 import tomli_w
 
 CONFIG_ENV = "TIMEBRIDGE_CONFIG"
+APP_NAME = "timebridge"
+
+
+def config_dir() -> Path:
+    """The user's config directory for Timebridge (e.g. ~/.config/timebridge)."""
+    return Path(platformdirs.user_config_dir(APP_NAME))
 
 
 def config_path() -> Path:
     override = os.environ.get(CONFIG_ENV)
     if override:
         return Path(override).expanduser()
-    return Path(platformdirs.user_config_dir("timebridge")) / "config.toml"
+    return config_dir() / "config.toml"
+
+
+def cache_path(name: str) -> Path:
+    """A cache file next to the config file (so `TIMEBRIDGE_CONFIG` moves both)."""
+    return config_path().with_name(f"{name}-cache.json")
 
 
 class ConfigError(Exception):
@@ -41,7 +55,21 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
 
 def config_value(section: str, key: str, path: Path | None = None) -> str | None:
     value = load_config(path).get(section, {}).get(key)
-    return str(value) if value is not None else None
+    return str(value) if value not in (None, "") else None
+
+
+def write_private(path: Path, content: bytes) -> None:
+    """Write `content` to `path` with mode 0600, atomically (a temp file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def save_section(section: str, values: dict[str, Any], path: Path | None = None) -> Path:
@@ -50,10 +78,20 @@ def save_section(section: str, values: dict[str, Any], path: Path | None = None)
     data = load_config(path)
     merged = {**data.get(section, {}), **{k: v for k, v in values.items() if v is not None}}
     data[section] = merged
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        tomli_w.dump(data, handle)
-    os.replace(temporary, path)
+    write_private(path, tomli_w.dumps(data).encode())
     return path
+
+
+def load_cache(name: str) -> dict[str, Any]:
+    """The cache's content; an unreadable or missing cache is an empty one."""
+    try:
+        data = json.loads(cache_path(name).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_cache(name: str, data: dict[str, Any]) -> None:
+    """Replace the cache (mode 0600). A cache that cannot be written is not an error."""
+    with contextlib.suppress(OSError):
+        write_private(cache_path(name), json.dumps(data, sort_keys=True).encode())

@@ -1,19 +1,22 @@
-"""Shared CLI plumbing: output as Rich tables or JSON, and errors as one line plus an exit code."""
+"""Shared CLI plumbing: output as Rich tables or JSON, and errors as one line plus an exit code.
+
+Importing this module loads Typer and Rich's console only: pydantic and the upstream error types
+are imported by the functions that need them, so `timebridge --version` stays fast.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import enum
 import json
-from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
-from timebridge.errors import UpstreamError
+if TYPE_CHECKING:
+    from timebridge.errors import UpstreamError
 
 console = Console(highlight=False, soft_wrap=True)
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -36,8 +39,15 @@ def fail(message: str, code: ExitCode) -> NoReturn:
     raise typer.Exit(int(code))
 
 
+def note(message: str) -> None:
+    """A remark for the person at the terminal, on stderr (stdout stays clean for `--json`)."""
+    error_console.print(message, markup=False)
+
+
 def to_jsonable(value: Any) -> Any:
     """Models become plain JSON; secrets (SecretStr) are dropped rather than masked."""
+    from pydantic import BaseModel  # loaded already by whatever made the model
+
     if isinstance(value, BaseModel):
         data = value.model_dump(mode="json")
         for name, field_value in value:
@@ -46,7 +56,7 @@ def to_jsonable(value: Any) -> Any:
         return data
     if isinstance(value, list | tuple):
         return [to_jsonable(item) for item in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {key: to_jsonable(item) for key, item in value.items()}
     return value
 
@@ -56,6 +66,8 @@ def print_json(value: Any) -> None:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)
@@ -66,7 +78,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 def confirm_or_abort(description: str, *, assume_yes: bool) -> None:
     """Show what a write will do; ask unless `--yes` was given."""
-    error_console.print(f"About to {description}.")
+    error_console.print(f"About to {description}.", markup=False)
     if assume_yes:
         return
     if not typer.confirm("Proceed?", default=False, err=True):
@@ -79,6 +91,8 @@ def upstream_errors(
     service: str, *, exit_codes: dict[type[UpstreamError], ExitCode]
 ) -> Iterator[None]:
     """Turn an upstream exception (or a bad argument) into one clear line and an exit code."""
+    from timebridge.errors import UpstreamError
+
     try:
         yield
     except UpstreamError as exc:
