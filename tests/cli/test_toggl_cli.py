@@ -8,10 +8,10 @@ import stat
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from timebridge.cli import app
 from timebridge.clock import FakeClock
@@ -64,7 +64,7 @@ def _token_never_printed(outputs: list[str], toggl_user: SimUser) -> object:
         assert toggl_user.api_token not in output
 
 
-def json_of(result: Result) -> object:
+def json_of(result: Result) -> Any:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -82,12 +82,12 @@ def test_me_as_table_and_json(invoke: Invoke, toggl_user: SimUser) -> None:
 
 def test_workspaces_users_and_quota(invoke: Invoke, toggl_user: SimUser) -> None:
     workspaces = json_of(invoke("workspaces", "--json"))
-    assert [w["id"] for w in workspaces] == [toggl_user.default_workspace_id]  # type: ignore[union-attr]
+    assert [w["id"] for w in workspaces] == [toggl_user.default_workspace_id]
     assert "Premium" in invoke("workspaces").stdout
     users = json_of(invoke("users", "--json"))
-    assert [u["fullname"] for u in users] == ["Alice"]  # type: ignore[union-attr]
+    assert [u["fullname"] for u in users] == ["Alice"]
     quotas = json_of(invoke("quota", "--json"))
-    assert {q["total"] for q in quotas} == {30, 600}  # type: ignore[union-attr]
+    assert {q["total"] for q in quotas} == {30, 600}
     assert "Resets in" in invoke("quota").stdout
 
 
@@ -118,7 +118,7 @@ def test_entry_commands_end_to_end(
     assert added["tags"] == ["focus"]
     entry_id = str(added["id"])
 
-    assert json_of(invoke("entries", "get", entry_id, "--json"))["description"] == "Report"  # type: ignore[index]
+    assert json_of(invoke("entries", "get", entry_id, "--json"))["description"] == "Report"
     listed = json_of(
         invoke(
             "entries",
@@ -130,21 +130,21 @@ def test_entry_commands_end_to_end(
             "--json",
         )
     )
-    assert [e["id"] for e in listed] == [added["id"]]  # type: ignore[union-attr]
+    assert [e["id"] for e in listed] == [added["id"]]
     assert "Report" in invoke("entries", "list", "--days", "3").stdout
 
     updated = json_of(
         invoke("entries", "update", entry_id, "-d", "Final report", "--yes", "--json")
     )
-    assert updated["description"] == "Final report"  # type: ignore[index]
-    assert updated["project_id"] == project.id  # type: ignore[index]
+    assert updated["description"] == "Final report"
+    assert updated["project_id"] == project.id
 
     started = json_of(invoke("entries", "start", "Reading", "--yes", "--json"))
-    assert started["stop"] is None  # type: ignore[index]
+    assert started["stop"] is None
     current = json_of(invoke("entries", "current", "--json"))
-    assert current["id"] == started["id"]  # type: ignore[index]
+    assert current["id"] == started["id"]
     stopped = json_of(invoke("entries", "stop", "--yes", "--json"))
-    assert stopped["stop"] is not None  # type: ignore[index]
+    assert stopped["stop"] is not None
     assert "No time entry is running" in invoke("entries", "current").stdout
     assert json_of(invoke("entries", "current", "--json")) is None
 
@@ -157,18 +157,18 @@ def test_project_commands(invoke: Invoke, toggl_user: SimUser) -> None:
     created = json_of(
         invoke("projects", "create", "Movies", "--color", "#123456", "--yes", "--json")
     )
-    project_id = str(created["id"])  # type: ignore[index]
-    assert json_of(invoke("projects", "get", project_id, "--json"))["color"] == "#123456"  # type: ignore[index]
+    project_id = str(created["id"])
+    assert json_of(invoke("projects", "get", project_id, "--json"))["color"] == "#123456"
     renamed = json_of(
         invoke("projects", "update", project_id, "--name", "Films", "--yes", "--json")
     )
-    assert renamed["name"] == "Films"  # type: ignore[index]
+    assert renamed["name"] == "Films"
     archived = json_of(invoke("projects", "update", project_id, "--archived", "--yes", "--json"))
-    assert archived["active"] is False  # type: ignore[index]
+    assert archived["active"] is False
     assert json_of(invoke("projects", "list", "--json")) == []
     assert [
         p["name"] for p in json_of(invoke("projects", "list", "--active", "both", "--json"))
-    ] == ["Films"]  # type: ignore[union-attr]
+    ] == ["Films"]
     assert "Films" in invoke("projects", "list", "--active", "false").stdout
     assert invoke("projects", "delete", project_id, "--yes").exit_code == 0
     assert invoke("projects", "get", project_id).exit_code == 5
@@ -176,29 +176,29 @@ def test_project_commands(invoke: Invoke, toggl_user: SimUser) -> None:
 
 def test_client_commands(invoke: Invoke, toggl_sim: TogglSimulator, toggl_user: SimUser) -> None:
     created = json_of(invoke("clients", "create", "Acme", "--notes", "n", "--yes", "--json"))
-    client_id = str(created["id"])  # type: ignore[index]
+    client_id = str(created["id"])
     toggl_sim.add_project(toggl_user.default_workspace_id, "Acme site", client_id=int(client_id))
-    assert json_of(invoke("clients", "get", client_id, "--json"))["notes"] == "n"  # type: ignore[index]
+    assert json_of(invoke("clients", "get", client_id, "--json"))["notes"] == "n"
     assert (
         json_of(invoke("clients", "update", client_id, "--name", "Acme Inc", "--yes", "--json"))[
             "name"
         ]
         == "Acme Inc"
-    )  # type: ignore[index]
+    )
     archived = json_of(invoke("clients", "archive", client_id, "--yes", "--json"))
-    assert len(archived["archived_project_ids"]) == 1  # type: ignore[index]
+    assert len(archived["archived_project_ids"]) == 1
     assert json_of(invoke("clients", "list", "--json")) == []
-    assert len(json_of(invoke("clients", "list", "--status", "archived", "--json"))) == 1  # type: ignore[arg-type]
+    assert len(json_of(invoke("clients", "list", "--status", "archived", "--json"))) == 1
     restored = json_of(invoke("clients", "restore", client_id, "--all-projects", "--yes", "--json"))
-    assert restored["archived"] is False  # type: ignore[index]
+    assert restored["archived"] is False
     assert "Acme Inc" in invoke("clients", "list").stdout
     assert invoke("clients", "delete", client_id, "--yes").exit_code == 0
 
 
 def test_tag_commands(invoke: Invoke) -> None:
     created = json_of(invoke("tags", "create", "later", "--yes", "--json"))
-    tag_id = str(created["id"])  # type: ignore[index]
-    assert json_of(invoke("tags", "update", tag_id, "soon", "--yes", "--json"))["name"] == "soon"  # type: ignore[index]
+    tag_id = str(created["id"])
+    assert json_of(invoke("tags", "update", tag_id, "soon", "--yes", "--json"))["name"] == "soon"
     assert "soon" in invoke("tags", "list").stdout
     assert invoke("tags", "delete", tag_id, "--yes").exit_code == 0
     assert json_of(invoke("tags", "list", "--json")) == []
@@ -280,10 +280,147 @@ def test_login_checks_and_saves_the_token_privately(
     assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
     assert toggl_user.api_token in config.read_text()
     again = invoke("me", "--json", env_overrides={"TOGGL_API_TOKEN": ""})
-    assert json_of(again)["id"] == toggl_user.id  # type: ignore[index]
+    assert json_of(again)["id"] == toggl_user.id
 
 
 def test_login_with_a_bad_token_saves_nothing(invoke: Invoke, tmp_path: Path) -> None:
     result = invoke("login", "--token", "nope-nope", env_overrides={"TOGGL_API_TOKEN": ""})
     assert result.exit_code == 3
     assert not (tmp_path / "config.toml").exists()
+
+
+# --- sparing Toggl's hourly quota -----------------------------------------------------------------
+
+
+def sent(toggl_sim: TogglSimulator) -> list[str]:
+    """The API requests the simulator answered, as `METHOD /path` (its request log)."""
+    return [
+        f"{r.method} {r.path.removeprefix('/api/v9')}"
+        for r in toggl_sim.requests
+        if r.path.startswith("/api/v9/")
+    ]
+
+
+def test_a_second_workspace_command_spends_no_me(
+    invoke: Invoke, toggl_sim: TogglSimulator, toggl_user: SimUser, tmp_path: Path
+) -> None:
+    toggl_sim.add_project(toggl_user.default_workspace_id, "Series")
+    assert "Series" in invoke("projects", "list").stdout
+    assert "Series" in invoke("projects", "list").stdout
+    assert json_of(invoke("tags", "list", "--json")) == []
+    assert sent(toggl_sim).count("GET /me") == 1
+    remembered = tmp_path / "toggl-cache.json"
+    assert stat.S_IMODE(os.stat(remembered).st_mode) == 0o600
+    assert toggl_user.api_token not in remembered.read_text()
+
+
+def test_a_declined_write_spends_nothing(
+    invoke: Invoke, toggl_sim: TogglSimulator, toggl_user: SimUser
+) -> None:
+    project = toggl_sim.add_project(toggl_user.default_workspace_id, "Series")
+    declined = [
+        ("entries", "start", "Reading", "--project", str(project.id)),
+        ("entries", "add", "--start", "2026-03-10T08:00", "--duration", "1h"),
+        ("entries", "update", "1", "-d", "Other"),
+        ("entries", "stop"),
+        ("entries", "delete", "1"),
+        ("projects", "create", "Films"),
+        ("projects", "update", str(project.id), "--name", "Shows"),
+        ("projects", "delete", str(project.id)),
+        ("clients", "create", "Acme"),
+        ("clients", "update", "1", "--name", "Acme Inc"),
+        ("clients", "archive", "1"),
+        ("clients", "restore", "1"),
+        ("clients", "delete", "1"),
+        ("tags", "create", "maybe"),
+        ("tags", "update", "1", "soon"),
+        ("tags", "delete", "1"),
+    ]
+    for args in declined:
+        result = invoke(*args, input="n\n")
+        assert result.exit_code == 1, args
+        assert "Aborted; nothing was changed" in result.output
+    assert sent(toggl_sim) == []
+
+
+def test_the_readme_walkthrough_spends_under_a_third_of_the_hourly_quota(
+    invoke: Invoke, toggl_sim: TogglSimulator, toggl_user: SimUser
+) -> None:
+    project = toggl_sim.add_project(toggl_user.default_workspace_id, "Reading")
+    for args in [
+        ("me",),
+        ("projects", "list"),
+        ("entries", "list", "--days", "3"),
+        ("quota",),
+        ("entries", "start", "Reading", "--project", str(project.id), "--yes"),
+        ("entries", "stop", "--yes"),
+        ("entries", "list", "--days", "1", "--json"),
+        ("clients", "create", "Acme", "--yes"),
+        ("tags", "list"),
+    ]:
+        assert invoke(*args).exit_code == 0, args
+    quotas = json_of(invoke("quota", "--json"))
+    user_scoped = next(q for q in quotas if q["organization_id"] is None)
+    assert user_scoped["total"] - user_scoped["remaining"] < 10
+    spent = [request for request in sent(toggl_sim) if request != "GET /me/quota"]
+    assert len(spent) < 10, spent
+
+
+def test_a_remembered_workspace_toggl_refuses_is_looked_up_again(
+    invoke: Invoke, toggl_sim: TogglSimulator, toggl_user: SimUser
+) -> None:
+    assert invoke("me").exit_code == 0
+    # Alice leaves her old default workspace for a new one.
+    old = toggl_user.default_workspace_id
+    new = toggl_sim.world.add_workspace(owner_id=toggl_user.id, name="New home", plan="premium")
+    toggl_sim.add_project(new.id, "Moved here")
+    toggl_user.default_workspace_id = new.id
+    del toggl_sim.world.workspaces[old].members[toggl_user.id]
+    first = invoke("projects", "list")
+    assert first.exit_code == 0, first.output
+    assert "Moved here" in first.stdout
+    assert "Moved here" in invoke("projects", "list").stdout
+    assert sent(toggl_sim).count("GET /me") == 2
+
+
+def test_an_explicit_workspace_wins(
+    invoke: Invoke, toggl_sim: TogglSimulator, toggl_user: SimUser
+) -> None:
+    other = toggl_sim.world.add_workspace(owner_id=toggl_user.id, name="Side", plan="premium")
+    toggl_sim.add_project(other.id, "Side project")
+    assert "Side project" in invoke("projects", "list", "--workspace", str(other.id)).stdout
+    assert "GET /me" not in sent(toggl_sim)
+
+
+# --- what the entries table shows -----------------------------------------------------------------
+
+
+def test_entries_table_shows_project_names_in_the_users_time_zone(
+    invoke: Invoke, toggl_sim: TogglSimulator, toggl_user: SimUser
+) -> None:
+    project = toggl_sim.add_project(toggl_user.default_workspace_id, "Deep work")
+    toggl_sim.add_time_entry(
+        toggl_user, start=NOW - timedelta(hours=4), duration=5400, project_id=project.id
+    )
+    table = invoke("entries", "list", "--days", "1").stdout
+    assert "Europe/Berlin" in table
+    assert "2026-03-10 09:00" in table  # 08:00 UTC is 09:00 in Berlin
+    assert "Deep work" in table
+    assert str(project.id) not in table
+
+
+def test_instants_without_offset_are_read_in_the_users_time_zone(invoke: Invoke) -> None:
+    added = json_of(
+        invoke(
+            "entries", "add", "--start", "2026-03-10T09:00", "--duration", "30m", "--yes", "--json"
+        )
+    )
+    assert datetime.fromisoformat(added["start"]) == NOW - timedelta(hours=4)
+
+
+def test_days_beyond_toggls_floor_say_how_far_back_toggl_allows(invoke: Invoke) -> None:
+    result = invoke("entries", "list", "--days", "400")
+    assert result.exit_code == 2
+    assert "back to 2025-12-10" in result.stderr
+    assert "--days 90 or fewer" in result.stderr
+    assert invoke("entries", "list", "--days", "90").exit_code == 0

@@ -1,21 +1,25 @@
 """`timebridge toggl …`: one sub-command per Toggl Track client call.
 
 Tables by default, `--json` for scripts; every write says what it will do and asks first unless
-`--yes`; errors are one line and a distinct exit code. The API token comes from `--token`,
-`TOGGL_API_TOKEN` or the config file (`timebridge toggl login`), and is never printed.
+`--yes`, before any request (a declined write spends nothing); errors are one line and a
+distinct exit code. The API token comes from `--token`, `TOGGL_API_TOKEN` or the config file
+(`timebridge toggl login`), and is never printed.
+
+Toggl allows 30 user-scoped requests an hour, so the default workspace, the time zone and
+project names are remembered between commands (see `_toggl_memory`). Instants are shown, and
+read when typed without an offset, in the Toggl user's time zone. This module imports the
+Toggl client only when a command runs, so `timebridge --help` stays fast.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import ValidationError
 
 from timebridge.cli._config import ConfigError, config_value, save_section
 from timebridge.cli._output import (
@@ -27,33 +31,29 @@ from timebridge.cli._output import (
     print_table,
     to_jsonable,
 )
-from timebridge.clock import Clock, SystemClock
-from timebridge.toggl import (
-    DEFAULT_BASE_URL,
-    AuthenticationError,
-    ClientCreate,
-    ClientUpdate,
-    NotFound,
-    ProjectCreate,
-    ProjectUpdate,
-    QuotaExceeded,
-    RateLimited,
-    ServerError,
-    TimeEntry,
-    TimeEntryCreate,
-    TimeEntryUpdate,
-    TogglClient,
-    TogglError,
-    TransportError,
+from timebridge.cli._toggl_format import (
+    ENTRY_COLUMNS,
+    as_typed,
+    clock_text,
+    entry_rows,
+    human,
+    in_zone,
+    parse_duration,
+    parse_instant,
 )
-from timebridge.toggl.models import ClientStatus, ProjectActivity
+from timebridge.cli._toggl_memory import TogglMemory
+from timebridge.clock import Clock, SystemClock
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from timebridge.cli._toggl_session import TogglSession
+    from timebridge.toggl import TimeEntry
 
 #: The CLI's notion of "now"; tests replace it to agree with a simulator's fake clock.
 CLOCK: Clock = SystemClock()
 
-toggl_app = typer.Typer(help="Use the Toggl Track API: entries, projects, clients, tags…")
+toggl_app = typer.Typer(
+    help="Use the Toggl Track API: entries, projects, clients, tags…", no_args_is_help=True
+)
 entries_app = typer.Typer(help="Time entries.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects of a workspace.", no_args_is_help=True)
 clients_app = typer.Typer(help="Clients of a workspace.", no_args_is_help=True)
@@ -70,14 +70,17 @@ WORKSPACE_OPTION = typer.Option(
     "--workspace",
     "-w",
     envvar="TOGGL_WORKSPACE_ID",
-    help="Workspace id (default: the config file's, else your default workspace).",
+    help="Workspace id (default: the config file's, else your default workspace, remembered).",
 )
 
 
 @dataclass
 class _Settings:
     token: str | None
-    base_url: str
+    #: None: Toggl Track itself.
+    base_url: str | None
+    #: The config file's `workspace_id`, if any.
+    workspace: int | None
 
 
 @toggl_app.callback()
@@ -90,152 +93,106 @@ def _toggl(
         None,
         "--base-url",
         envvar="TOGGL_BASE_URL",
-        help=f"API base URL (default {DEFAULT_BASE_URL}; a simulator or a gateway).",
+        help="API base URL (default: Toggl Track's own; or a simulator, or a gateway).",
     ),
 ) -> None:
     try:
+        configured = config_value("toggl", "workspace_id")
         ctx.obj = _Settings(
             token=token or config_value("toggl", "api_token"),
-            base_url=base_url or config_value("toggl", "base_url") or DEFAULT_BASE_URL,
+            base_url=base_url or config_value("toggl", "base_url"),
+            workspace=int(configured) if configured else None,
         )
     except ConfigError as exc:
         fail(str(exc), ExitCode.USAGE)
+    except ValueError:
+        fail(f"the config file's toggl.workspace_id {configured!r} is not a number", ExitCode.USAGE)
 
 
-def _describe(error: TogglError) -> tuple[str, ExitCode]:
-    if isinstance(error, AuthenticationError):
-        return f"authentication failed ({error.message}); check your API token", (
-            ExitCode.AUTHENTICATION
-        )
-    if isinstance(error, QuotaExceeded):
-        wait = "" if error.resets_in is None else f"; it resets in {_human(error.resets_in)}"
-        return f"Toggl's hourly API quota is used up{wait}", ExitCode.QUOTA
-    if isinstance(error, NotFound):
-        return f"not found ({error.message})", ExitCode.NOT_FOUND
-    if isinstance(error, RateLimited | ServerError | TransportError):
-        return str(error), ExitCode.UNAVAILABLE
-    return str(error), ExitCode.OTHER
+def _settings(ctx: typer.Context) -> _Settings:
+    settings: _Settings = ctx.find_object(_Settings)  # type: ignore[assignment]
+    return settings
 
 
 @contextmanager
-def _client(ctx: typer.Context) -> Iterator[TogglClient]:
-    settings: _Settings = ctx.find_object(_Settings)  # type: ignore[assignment]
-    if not settings.token:
-        fail(
-            "no Toggl API token: pass --token, set TOGGL_API_TOKEN, or run "
-            "`timebridge toggl login`",
-            ExitCode.USAGE,
+def _session(ctx: typer.Context) -> Iterator[TogglSession]:
+    from timebridge.cli._toggl_session import open_session
+    from timebridge.toggl import DEFAULT_BASE_URL
+
+    settings = _settings(ctx)
+    with open_session(
+        settings.token,
+        settings.base_url or DEFAULT_BASE_URL,
+        settings.workspace,
+        CLOCK,
+        memory_key=settings.base_url or "",
+    ) as session:
+        yield session
+
+
+def _memory(ctx: typer.Context) -> TogglMemory | None:
+    settings = _settings(ctx)
+    return TogglMemory(settings.token, settings.base_url or "") if settings.token else None
+
+
+def _planned_workspace(ctx: typer.Context, explicit: int | None) -> tuple[int | None, str]:
+    """The workspace a write will use as far as known without a request, and how to say it."""
+    chosen = explicit or _settings(ctx).workspace
+    if chosen is not None:
+        return chosen, f"workspace {chosen}"
+    memory = _memory(ctx)
+    profile = memory.profile if memory is not None else None
+    if profile is not None and profile.default_workspace_id is not None:
+        return profile.default_workspace_id, (
+            f"your default workspace ({profile.default_workspace_id})"
         )
-    try:
-        with TogglClient(settings.token, base_url=settings.base_url, clock=CLOCK) as client:
-            yield client
-    except TogglError as exc:
-        message, code = _describe(exc)
-        fail(f"Toggl Track: {message}", code)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        fail(f"{where}: {first['msg']}" if where else first["msg"], ExitCode.USAGE)
-    except ValueError as exc:
-        fail(str(exc), ExitCode.USAGE)
+    return None, "your default workspace"
 
 
-def _call(ctx: typer.Context, action: Callable[[TogglClient], T]) -> T:
-    with _client(ctx) as client:
-        return action(client)
+def _project_label(ctx: typer.Context, workspace: int | None, project_id: int) -> str:
+    memory = _memory(ctx)
+    if workspace is None or memory is None:
+        return str(project_id)
+    name = memory.project_names(workspace).get(project_id)
+    return f"{name!r} ({project_id})" if name else str(project_id)
 
 
-def _workspace(ctx: typer.Context, client: TogglClient, workspace: int | None) -> int:
-    if workspace is not None:
-        return workspace
-    configured = config_value("toggl", "workspace_id")
-    if configured:
-        return int(configured)
-    default = client.me().default_workspace_id
-    if default is None:
-        fail("you have no default workspace; pass --workspace", ExitCode.USAGE)
-    return default
+# --- output ---------------------------------------------------------------------------------------
 
 
-# --- parsing and formatting -----------------------------------------------------------------------
-
-_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
-
-
-def _parse_duration(text: str) -> int:
-    """Seconds from `90`, `45m`, `1h30m`, `2h`, `30s`."""
-    text = text.strip().lower()
-    if text.isdigit():
-        return int(text)
-    match = _DURATION.match(text)
-    if not text or match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration like 1h30m, 45m or 90")
-    return int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + int(match["s"] or 0)
-
-
-def _parse_instant(text: str) -> datetime:
-    """ISO 8601; without an offset it is read in this machine's local time zone."""
-    if text == "now":
-        return CLOCK.now()
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date-time like 2026-03-10T09:30") from None
-    return value if value.tzinfo is not None else value.astimezone()
-
-
-def _human(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-def _clock(seconds: int) -> str:
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def _local(instant: datetime | None) -> str:
-    return "" if instant is None else instant.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def _entry_rows(entries: list[TimeEntry]) -> list[list[Any]]:
-    now = CLOCK.now()
-    return [
-        [
-            entry.id,
-            _local(entry.start),
-            "running" if entry.is_running else _local(entry.stop),
-            _clock(entry.elapsed_seconds(now)),
-            entry.project_id,
-            entry.description,
-            ", ".join(entry.tags or []),
-        ]
-        for entry in entries
-    ]
-
-
-_ENTRY_COLUMNS = ["ID", "Start", "Stop", "Duration", "Project", "Description", "Tags"]
-
-
-def _show_entries(entries: list[TimeEntry], as_json: bool, title: str) -> None:
+def _show_entries(
+    session: TogglSession, entries: Sequence[TimeEntry], as_json: bool, title: str
+) -> None:
     if as_json:
-        print_json(entries)
+        print_json(list(entries))
+        return
+    zone = session.zone()
+    rows = entry_rows(
+        entries, zone=zone, project_names=session.project_names(entries), now=CLOCK.now()
+    )
+    print_table(f"{title} ({zone.key})", ENTRY_COLUMNS, rows)
+
+
+def _show_entry(session: TogglSession, entry: TimeEntry, as_json: bool, title: str) -> None:
+    if as_json:
+        print_json(entry)
     else:
-        print_table(title, _ENTRY_COLUMNS, _entry_rows(entries))
+        _show_entries(session, [entry], False, title)
 
 
-def _show_one(item: Any, as_json: bool, title: str) -> None:
+def _show_fields(item: Any, as_json: bool, title: str) -> None:
     if as_json:
         print_json(item)
         return
-    if isinstance(item, TimeEntry):
-        _show_entries([item], False, title)
-        return
     data = to_jsonable(item)
     print_table(title, ["Field", "Value"], [[key, value] for key, value in data.items()])
+
+
+def _changes(fields: dict[str, Any]) -> dict[str, Any]:
+    changes = {key: value for key, value in fields.items() if value is not None}
+    if not changes:
+        fail("nothing to change: give at least one option", ExitCode.USAGE)
+    return changes
 
 
 # --- login, me, workspaces, quota -----------------------------------------------------------------
@@ -247,34 +204,37 @@ def login(
     token: str | None = typer.Option(
         None, "--token", help="API token (asked for, hidden, if not given)."
     ),
-    workspace: int | None = typer.Option(None, "--workspace", "-w", help="Default workspace id."),
+    workspace: int | None = typer.Option(
+        None, "--workspace", "-w", help="Always use this workspace (default: your default one)."
+    ),
 ) -> None:
     """Check an API token against Toggl and save it in the config file."""
-    settings: _Settings = ctx.find_object(_Settings)  # type: ignore[assignment]
+    settings = _settings(ctx)
     token = token or typer.prompt("Toggl API token (Profile settings → API Token)", hide_input=True)
     settings.token = token
-    me = _call(ctx, lambda client: client.me())
+    with _session(ctx) as session:
+        me = session.me()
     path = save_section(
-        "toggl",
-        {
-            "api_token": token,
-            "base_url": settings.base_url if settings.base_url != DEFAULT_BASE_URL else None,
-            "workspace_id": workspace or me.default_workspace_id,
-        },
+        "toggl", {"api_token": token, "base_url": settings.base_url, "workspace_id": workspace}
     )
-    console.print(f"Logged in as {me.fullname} <{me.email}>; token saved to {path} (mode 0600).")
+    console.print(
+        f"Logged in as {me.fullname} <{me.email}>; token saved to {path} (mode 0600).",
+        markup=False,
+    )
 
 
 @toggl_app.command()
 def me(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
-    """Show your Toggl profile (never your token)."""
-    _show_one(_call(ctx, lambda client: client.me()), as_json, "Me")
+    """Show your Toggl profile (never your token); remembers your workspace and time zone."""
+    with _session(ctx) as session:
+        _show_fields(session.me(), as_json, "Me")
 
 
 @toggl_app.command()
 def workspaces(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List the workspaces you belong to."""
-    items = _call(ctx, lambda client: client.workspaces())
+    with _session(ctx) as session:
+        items = session.client.workspaces()
     if as_json:
         print_json(items)
         return
@@ -287,7 +247,8 @@ def users(
     ctx: typer.Context, workspace: int | None = WORKSPACE_OPTION, as_json: bool = JSON_OPTION
 ) -> None:
     """List the members of a workspace."""
-    items = _call(ctx, lambda c: c.workspace_users(_workspace(ctx, c, workspace)))
+    with _session(ctx) as session:
+        items = session.in_workspace(workspace, session.client.workspace_users)
     if as_json:
         print_json(items)
         return
@@ -298,7 +259,8 @@ def users(
 @toggl_app.command()
 def quota(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Show how many requests this hour's quotas have left."""
-    items = _call(ctx, lambda client: client.quotas())
+    with _session(ctx) as session:
+        items = session.client.quotas()
     if as_json:
         print_json(items)
         return
@@ -308,7 +270,7 @@ def quota(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
             if q.organization_id is None
             else f"organization {q.organization_id}",
             f"{q.remaining} / {q.total}",
-            _human(q.resets_in_secs),
+            human(q.resets_in_secs),
         ]
         for q in items
     ]
@@ -329,58 +291,77 @@ def entries_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List your time entries (the latest ones without filters)."""
-    if days is not None:
-        if days < 1 or start or end:
-            fail(
-                "--days must be positive and cannot be combined with --start/--end", ExitCode.USAGE
+    if days is not None and (days < 1 or start or end):
+        fail("--days must be positive and cannot be combined with --start/--end", ExitCode.USAGE)
+    now = CLOCK.now()
+    typed = {
+        name: parse_instant(value, now)
+        for name, value in {"since": since, "before": before, "start": start, "end": end}.items()
+        if value
+    }
+    with _session(ctx) as session:
+        if days is not None:
+            items = session.client.time_entries_between(now - timedelta(days=days), now)
+        else:
+            naive = any(instant.tzinfo is None for instant in typed.values())
+            zone = session.zone() if naive else UTC
+            at = {name: in_zone(instant, zone) for name, instant in typed.items()}
+            items = session.client.time_entries(
+                since=at.get("since"),
+                before=at.get("before"),
+                start_date=at.get("start"),
+                end_date=at.get("end"),
             )
-        now = CLOCK.now()
-        items = _call(ctx, lambda c: c.time_entries_between(now - timedelta(days=days), now))
-    else:
-        items = _call(
-            ctx,
-            lambda c: c.time_entries(
-                since=_parse_instant(since) if since else None,
-                before=_parse_instant(before) if before else None,
-                start_date=_parse_instant(start) if start else None,
-                end_date=_parse_instant(end) if end else None,
-            ),
-        )
-    _show_entries(items, as_json, "Time entries")
+        _show_entries(session, items, as_json, "Time entries")
 
 
 @entries_app.command("current")
 def entries_current(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Show the running entry, if any."""
-    entry = _call(ctx, lambda client: client.current_time_entry())
-    if entry is None:
-        if as_json:
+    with _session(ctx) as session:
+        entry = session.client.current_time_entry()
+        if entry is not None:
+            _show_entry(session, entry, as_json, "Running entry")
+        elif as_json:
             print_json(None)
         else:
             console.print("No time entry is running.")
-        return
-    _show_one(entry, as_json, "Running entry")
 
 
 @entries_app.command("get")
 def entries_get(ctx: typer.Context, entry_id: int, as_json: bool = JSON_OPTION) -> None:
     """Show one time entry."""
-    _show_one(_call(ctx, lambda client: client.time_entry(entry_id)), as_json, "Time entry")
+    with _session(ctx) as session:
+        _show_entry(session, session.client.time_entry(entry_id), as_json, "Time entry")
 
 
-def _create(
+def _create_entry(
     ctx: typer.Context,
     workspace: int | None,
-    build: Callable[[int], TimeEntryCreate],
-    describe: Callable[[TimeEntryCreate], str],
+    fields: dict[str, Any],
+    question: str,
     yes: bool,
     as_json: bool,
 ) -> None:
-    with _client(ctx) as client:
-        payload = build(_workspace(ctx, client, workspace))
-        confirm_or_abort(describe(payload), assume_yes=yes)
-        entry = client.create_time_entry(payload)
-    _show_one(entry, as_json, "Created")
+    """Ask first, then create the entry in the chosen workspace; naive instants in the zone."""
+    planned, where = _planned_workspace(ctx, workspace)
+    project = fields.get("project_id")
+    on_project = f" on project {_project_label(ctx, planned, project)}" if project else ""
+    confirm_or_abort(f"{question}{on_project} in {where}", assume_yes=yes)
+    from timebridge.toggl import TimeEntryCreate
+
+    with _session(ctx) as session:
+
+        def create(workspace_id: int) -> TimeEntry:
+            instants = {k: v for k, v in fields.items() if isinstance(v, datetime)}
+            if any(instant.tzinfo is None for instant in instants.values()):
+                zone = session.zone()
+                instants = {k: in_zone(v, zone) for k, v in instants.items()}
+            payload = TimeEntryCreate(workspace_id=workspace_id, **{**fields, **instants})
+            return session.client.create_time_entry(payload)
+
+        entry = session.in_workspace(workspace, create)
+        _show_entry(session, entry, as_json, "Created")
 
 
 @entries_app.command("start")
@@ -389,34 +370,27 @@ def entries_start(
     description: str | None = typer.Argument(None, help="What you are doing."),
     project: int | None = typer.Option(None, "--project", "-p", help="Project id."),
     tag: list[str] = typer.Option([], "--tag", "-t", help="Tag name (repeatable)."),
-    billable: bool = typer.Option(False, help="Mark billable."),
+    billable: bool = typer.Option(False, "--billable", help="Mark billable."),
     workspace: int | None = WORKSPACE_OPTION,
     yes: bool = YES_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Start a timer now (this stops any running one, as Toggl does)."""
-    _create(
-        ctx,
-        workspace,
-        lambda wid: TimeEntryCreate(
-            workspace_id=wid,
-            start=CLOCK.now(),
-            duration=-1,
-            description=description,
-            project_id=project,
-            tags=tag or None,
-            billable=billable or None,
-        ),
-        lambda p: f"start a timer {p.description or ''!r} in workspace {p.workspace_id}",
-        yes,
-        as_json,
-    )
+    fields = {
+        "start": CLOCK.now(),
+        "duration": -1,
+        "description": description,
+        "project_id": project,
+        "tags": tag or None,
+        "billable": billable or None,
+    }
+    _create_entry(ctx, workspace, fields, f"start a timer {description or ''!r}", yes, as_json)
 
 
 @entries_app.command("add")
 def entries_add(
     ctx: typer.Context,
-    start: str = typer.Option(..., help="Start (ISO 8601; local time if no offset)."),
+    start: str = typer.Option(..., help="Start (ISO 8601; your Toggl time zone if no offset)."),
     stop: str | None = typer.Option(None, help="Stop (or give --duration)."),
     duration: str | None = typer.Option(None, help="Duration like 1h30m, 45m or seconds."),
     description: str | None = typer.Option(None, "--description", "-d"),
@@ -429,28 +403,21 @@ def entries_add(
     """Add a finished time entry."""
     if (stop is None) == (duration is None):
         fail("give exactly one of --stop and --duration", ExitCode.USAGE)
-    begin = _parse_instant(start)
-    seconds = _parse_duration(duration) if duration else None
-    end = _parse_instant(stop) if stop else None
-    _create(
-        ctx,
-        workspace,
-        lambda wid: TimeEntryCreate(
-            workspace_id=wid,
-            start=begin,
-            duration=seconds if seconds is not None else -1,
-            stop=end,
-            description=description,
-            project_id=project,
-            tags=tag or None,
-        ),
-        lambda p: (
-            f"add an entry {p.description or ''!r} from {_local(p.start)} "
-            f"({_clock(p.duration) if p.stop is None else 'to ' + _local(p.stop)})"
-        ),
-        yes,
-        as_json,
-    )
+    now = CLOCK.now()
+    begin = parse_instant(start, now)
+    seconds = parse_duration(duration) if duration else None
+    end = parse_instant(stop, now) if stop else None
+    length = f"to {as_typed(end)}" if end is not None else f"for {clock_text(seconds or 0)}"
+    fields = {
+        "start": begin,
+        "duration": seconds if seconds is not None else -1,
+        "stop": end,
+        "description": description,
+        "project_id": project,
+        "tags": tag or None,
+    }
+    question = f"add an entry {description or ''!r} from {as_typed(begin)} {length}"
+    _create_entry(ctx, workspace, fields, question, yes, as_json)
 
 
 @entries_app.command("update")
@@ -467,22 +434,31 @@ def entries_update(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Change fields of an entry; fields not given stay as they are."""
-    fields: dict[str, Any] = {
-        "description": description,
-        "project_id": project,
-        "start": _parse_instant(start) if start else None,
-        "stop": _parse_instant(stop) if stop else None,
-        "duration": _parse_duration(duration) if duration else None,
-        "tags": tag or None,
-    }
-    changes = {key: value for key, value in fields.items() if value is not None}
-    if not changes:
-        fail("nothing to change: give at least one option", ExitCode.USAGE)
-    with _client(ctx) as client:
-        current = client.time_entry(entry_id)
-        confirm_or_abort(f"change {', '.join(sorted(changes))} of entry {entry_id}", assume_yes=yes)
-        entry = client.update_time_entry(current.workspace_id, entry_id, TimeEntryUpdate(**changes))
-    _show_one(entry, as_json, "Updated")
+    now = CLOCK.now()
+    changes = _changes(
+        {
+            "description": description,
+            "project_id": project,
+            "start": parse_instant(start, now) if start else None,
+            "stop": parse_instant(stop, now) if stop else None,
+            "duration": parse_duration(duration) if duration else None,
+            "tags": tag or None,
+        }
+    )
+    confirm_or_abort(f"change {', '.join(sorted(changes))} of entry {entry_id}", assume_yes=yes)
+    from timebridge.toggl import TimeEntryUpdate
+
+    with _session(ctx) as session:
+        if any(isinstance(v, datetime) and v.tzinfo is None for v in changes.values()):
+            zone = session.zone()
+            changes = {
+                k: in_zone(v, zone) if isinstance(v, datetime) else v for k, v in changes.items()
+            }
+        current = session.client.time_entry(entry_id)
+        entry = session.client.update_time_entry(
+            current.workspace_id, entry_id, TimeEntryUpdate(**changes)
+        )
+        _show_entry(session, entry, as_json, "Updated")
 
 
 @entries_app.command("stop")
@@ -493,26 +469,25 @@ def entries_stop(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Stop the running entry."""
-    with _client(ctx) as client:
+    which = f"entry {entry_id}" if entry_id else "the running time entry"
+    confirm_or_abort(f"stop {which}", assume_yes=yes)
+    with _session(ctx) as session:
+        client = session.client
         entry = client.time_entry(entry_id) if entry_id else client.current_time_entry()
         if entry is None:
             fail("no time entry is running", ExitCode.NOT_FOUND)
-        confirm_or_abort(f"stop entry {entry.id} {entry.description or ''!r}", assume_yes=yes)
         stopped = client.stop_time_entry(entry.workspace_id, entry.id)
-    _show_one(stopped, as_json, "Stopped")
+        _show_entry(session, stopped, as_json, "Stopped")
 
 
 @entries_app.command("delete")
 def entries_delete(ctx: typer.Context, entry_id: int, yes: bool = YES_OPTION) -> None:
     """Delete a time entry."""
-    with _client(ctx) as client:
-        entry = client.time_entry(entry_id)
-        confirm_or_abort(
-            f"delete entry {entry.id} {entry.description or ''!r} of {_local(entry.start)}",
-            assume_yes=yes,
-        )
-        client.delete_time_entry(entry.workspace_id, entry.id)
-    console.print(f"Deleted time entry {entry_id}.")
+    confirm_or_abort(f"delete time entry {entry_id}", assume_yes=yes)
+    with _session(ctx) as session:
+        entry = session.client.time_entry(entry_id)
+        session.client.delete_time_entry(entry.workspace_id, entry.id)
+    console.print(f"Deleted time entry {entry_id} ({entry.description or ''!r}).", markup=False)
 
 
 # --- projects -------------------------------------------------------------------------------------
@@ -529,11 +504,18 @@ def projects_list(
     """List every project (all pages)."""
     if active not in ("true", "false", "both"):
         fail("--active must be true, false or both", ExitCode.USAGE)
-    activity: ProjectActivity = active  # type: ignore[assignment]
-    items = _call(
-        ctx,
-        lambda c: list(c.iter_projects(_workspace(ctx, c, workspace), active=activity, name=name)),
-    )
+    from timebridge.toggl import Project
+
+    with _session(ctx) as session:
+
+        def listing(workspace_id: int) -> list[Project]:
+            found = list(
+                session.client.iter_projects(workspace_id, active=active, name=name)  # type: ignore[arg-type]
+            )
+            session.memory.remember_projects(workspace_id, {p.id: p.name for p in found})
+            return found
+
+        items = session.in_workspace(workspace, listing)
     if as_json:
         print_json(items)
         return
@@ -549,8 +531,10 @@ def projects_get(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one project."""
-    item = _call(ctx, lambda c: c.project(_workspace(ctx, c, workspace), project_id))
-    _show_one(item, as_json, "Project")
+    with _session(ctx) as session:
+        item = session.in_workspace(workspace, lambda wid: session.client.project(wid, project_id))
+        session.memory.remember_projects(item.workspace_id, {item.id: item.name})
+    _show_fields(item, as_json, "Project")
 
 
 @projects_app.command("create")
@@ -566,14 +550,20 @@ def projects_create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a project."""
-    payload = ProjectCreate(
-        name=name, client_id=client_id, color=color, is_private=private, billable=billable
-    )
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        confirm_or_abort(f"create project {name!r} in workspace {wid}", assume_yes=yes)
-        item = client.create_project(wid, payload)
-    _show_one(item, as_json, "Created project")
+    from timebridge.toggl import ProjectCreate
+
+    with _session(ctx) as session:
+        payload = ProjectCreate(
+            name=name, client_id=client_id, color=color, is_private=private, billable=billable
+        )
+        confirm_or_abort(
+            f"create project {name!r} in {_planned_workspace(ctx, workspace)[1]}", assume_yes=yes
+        )
+        item = session.in_workspace(
+            workspace, lambda wid: session.client.create_project(wid, payload)
+        )
+        session.memory.remember_projects(item.workspace_id, {item.id: item.name})
+    _show_fields(item, as_json, "Created project")
 
 
 @projects_app.command("update")
@@ -590,23 +580,29 @@ def projects_update(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Change fields of a project."""
-    fields = {
-        "name": name,
-        "client_id": client_id,
-        "color": color,
-        "active": active,
-        "is_private": private,
-    }
-    changes = {key: value for key, value in fields.items() if value is not None}
-    if not changes:
-        fail("nothing to change: give at least one option", ExitCode.USAGE)
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        confirm_or_abort(
-            f"change {', '.join(sorted(changes))} of project {project_id}", assume_yes=yes
+    changes = _changes(
+        {
+            "name": name,
+            "client_id": client_id,
+            "color": color,
+            "active": active,
+            "is_private": private,
+        }
+    )
+    planned, where = _planned_workspace(ctx, workspace)
+    label = _project_label(ctx, planned, project_id)
+    confirm_or_abort(
+        f"change {', '.join(sorted(changes))} of project {label} in {where}", assume_yes=yes
+    )
+    from timebridge.toggl import ProjectUpdate
+
+    with _session(ctx) as session:
+        update = ProjectUpdate(**changes)
+        item = session.in_workspace(
+            workspace, lambda wid: session.client.update_project(wid, project_id, update)
         )
-        item = client.update_project(wid, project_id, ProjectUpdate(**changes))
-    _show_one(item, as_json, "Updated project")
+        session.memory.remember_projects(item.workspace_id, {item.id: item.name})
+    _show_fields(item, as_json, "Updated project")
 
 
 @projects_app.command("delete")
@@ -617,11 +613,17 @@ def projects_delete(
     yes: bool = YES_OPTION,
 ) -> None:
     """Delete a project."""
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        project = client.project(wid, project_id)
-        confirm_or_abort(f"delete project {project.name!r} ({project_id})", assume_yes=yes)
-        client.delete_project(wid, project_id)
+    planned, where = _planned_workspace(ctx, workspace)
+    label = _project_label(ctx, planned, project_id)
+    confirm_or_abort(f"delete project {label} in {where}", assume_yes=yes)
+    with _session(ctx) as session:
+
+        def delete(workspace_id: int) -> int:
+            session.client.delete_project(workspace_id, project_id)
+            return workspace_id
+
+        deleted_from = session.in_workspace(workspace, delete)
+        session.memory.remember_projects(deleted_from, {}, missing=[project_id])
     console.print(f"Deleted project {project_id}.")
 
 
@@ -639,8 +641,11 @@ def clients_list(
     """List clients."""
     if status not in ("active", "archived", "both"):
         fail("--status must be active, archived or both", ExitCode.USAGE)
-    wanted: ClientStatus = status  # type: ignore[assignment]
-    items = _call(ctx, lambda c: c.clients(_workspace(ctx, c, workspace), status=wanted, name=name))
+    with _session(ctx) as session:
+        items = session.in_workspace(
+            workspace,
+            lambda wid: session.client.clients(wid, status=status, name=name),  # type: ignore[arg-type]
+        )
     if as_json:
         print_json(items)
         return
@@ -656,8 +661,9 @@ def clients_get(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one client."""
-    item = _call(ctx, lambda c: c.client(_workspace(ctx, c, workspace), client_id))
-    _show_one(item, as_json, "Client")
+    with _session(ctx) as session:
+        item = session.in_workspace(workspace, lambda wid: session.client.client(wid, client_id))
+    _show_fields(item, as_json, "Client")
 
 
 @clients_app.command("create")
@@ -670,12 +676,17 @@ def clients_create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a client."""
-    payload = ClientCreate(name=name, notes=notes)
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        confirm_or_abort(f"create client {name!r} in workspace {wid}", assume_yes=yes)
-        item = client.create_client(wid, payload)
-    _show_one(item, as_json, "Created client")
+    confirm_or_abort(
+        f"create client {name!r} in {_planned_workspace(ctx, workspace)[1]}", assume_yes=yes
+    )
+    from timebridge.toggl import ClientCreate
+
+    with _session(ctx) as session:
+        payload = ClientCreate(name=name, notes=notes)
+        item = session.in_workspace(
+            workspace, lambda wid: session.client.create_client(wid, payload)
+        )
+    _show_fields(item, as_json, "Created client")
 
 
 @clients_app.command("update")
@@ -689,31 +700,16 @@ def clients_update(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Rename a client or change its notes."""
-    changes = {key: value for key, value in {"name": name, "notes": notes}.items() if value}
-    if not changes:
-        fail("nothing to change: give --name or --notes", ExitCode.USAGE)
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        confirm_or_abort(
-            f"change {', '.join(sorted(changes))} of client {client_id}", assume_yes=yes
+    changes = _changes({"name": name or None, "notes": notes or None})
+    confirm_or_abort(f"change {', '.join(sorted(changes))} of client {client_id}", assume_yes=yes)
+    from timebridge.toggl import ClientUpdate
+
+    with _session(ctx) as session:
+        update = ClientUpdate(**changes)
+        item = session.in_workspace(
+            workspace, lambda wid: session.client.update_client(wid, client_id, update)
         )
-        item = client.update_client(wid, client_id, ClientUpdate(**changes))
-    _show_one(item, as_json, "Updated client")
-
-
-def _client_write(
-    ctx: typer.Context,
-    client_id: int,
-    workspace: int | None,
-    verb: str,
-    yes: bool,
-    action: Callable[[TogglClient, int], Any],
-) -> Any:
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        found = client.client(wid, client_id)
-        confirm_or_abort(f"{verb} client {found.name!r} ({client_id})", assume_yes=yes)
-        return action(client, wid)
+    _show_fields(item, as_json, "Updated client")
 
 
 @clients_app.command("delete")
@@ -724,9 +720,10 @@ def clients_delete(
     yes: bool = YES_OPTION,
 ) -> None:
     """Delete a client (its projects stay, without a client)."""
-    _client_write(
-        ctx, client_id, workspace, "delete", yes, lambda c, wid: c.delete_client(wid, client_id)
-    )
+    where = _planned_workspace(ctx, workspace)[1]
+    confirm_or_abort(f"delete client {client_id} in {where}", assume_yes=yes)
+    with _session(ctx) as session:
+        session.in_workspace(workspace, lambda wid: session.client.delete_client(wid, client_id))
     console.print(f"Deleted client {client_id}.")
 
 
@@ -739,14 +736,12 @@ def clients_archive(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Archive a client and its projects."""
-    archived = _client_write(
-        ctx,
-        client_id,
-        workspace,
-        "archive (with its projects)",
-        yes,
-        lambda c, wid: c.archive_client(wid, client_id),
-    )
+    where = _planned_workspace(ctx, workspace)[1]
+    confirm_or_abort(f"archive client {client_id} (with its projects) in {where}", assume_yes=yes)
+    with _session(ctx) as session:
+        archived = session.in_workspace(
+            workspace, lambda wid: session.client.archive_client(wid, client_id)
+        )
     if as_json:
         print_json({"archived_project_ids": archived})
     else:
@@ -763,15 +758,17 @@ def clients_restore(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Restore an archived client."""
-    item = _client_write(
-        ctx,
-        client_id,
-        workspace,
-        "restore" + (" (with all its projects)" if all_projects else ""),
-        yes,
-        lambda c, wid: c.restore_client(wid, client_id, restore_all_projects=all_projects),
-    )
-    _show_one(item, as_json, "Restored client")
+    where = _planned_workspace(ctx, workspace)[1]
+    extra = " (with all its projects)" if all_projects else ""
+    confirm_or_abort(f"restore client {client_id}{extra} in {where}", assume_yes=yes)
+    with _session(ctx) as session:
+        item = session.in_workspace(
+            workspace,
+            lambda wid: session.client.restore_client(
+                wid, client_id, restore_all_projects=all_projects
+            ),
+        )
+    _show_fields(item, as_json, "Restored client")
 
 
 # --- tags -----------------------------------------------------------------------------------------
@@ -782,7 +779,8 @@ def tags_list(
     ctx: typer.Context, workspace: int | None = WORKSPACE_OPTION, as_json: bool = JSON_OPTION
 ) -> None:
     """List tags."""
-    items = _call(ctx, lambda c: c.tags(_workspace(ctx, c, workspace)))
+    with _session(ctx) as session:
+        items = session.in_workspace(workspace, session.client.tags)
     if as_json:
         print_json(items)
         return
@@ -798,11 +796,11 @@ def tags_create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a tag."""
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        confirm_or_abort(f"create tag {name!r} in workspace {wid}", assume_yes=yes)
-        item = client.create_tag(wid, name)
-    _show_one(item, as_json, "Created tag")
+    where = _planned_workspace(ctx, workspace)[1]
+    confirm_or_abort(f"create tag {name!r} in {where}", assume_yes=yes)
+    with _session(ctx) as session:
+        item = session.in_workspace(workspace, lambda wid: session.client.create_tag(wid, name))
+    _show_fields(item, as_json, "Created tag")
 
 
 @tags_app.command("update")
@@ -815,11 +813,12 @@ def tags_update(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Rename a tag."""
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        confirm_or_abort(f"rename tag {tag_id} to {name!r}", assume_yes=yes)
-        item = client.update_tag(wid, tag_id, name)
-    _show_one(item, as_json, "Renamed tag")
+    confirm_or_abort(f"rename tag {tag_id} to {name!r}", assume_yes=yes)
+    with _session(ctx) as session:
+        item = session.in_workspace(
+            workspace, lambda wid: session.client.update_tag(wid, tag_id, name)
+        )
+    _show_fields(item, as_json, "Renamed tag")
 
 
 @tags_app.command("delete")
@@ -830,8 +829,7 @@ def tags_delete(
     yes: bool = YES_OPTION,
 ) -> None:
     """Delete a tag."""
-    with _client(ctx) as client:
-        wid = _workspace(ctx, client, workspace)
-        confirm_or_abort(f"delete tag {tag_id}", assume_yes=yes)
-        client.delete_tag(wid, tag_id)
+    confirm_or_abort(f"delete tag {tag_id}", assume_yes=yes)
+    with _session(ctx) as session:
+        session.in_workspace(workspace, lambda wid: session.client.delete_tag(wid, tag_id))
     console.print(f"Deleted tag {tag_id}.")
