@@ -227,7 +227,7 @@ def browser(
             client.get(answer.headers["location"])
         return True
 
-    monkeypatch.setattr("timebridge.cli.exist.webbrowser.open", open_page)
+    monkeypatch.setattr("timebridge.cli._exist_session.webbrowser.open", open_page)
 
     def choose(decision: str) -> None:
         decisions["decision"] = decision
@@ -309,3 +309,46 @@ def test_a_rotated_pair_is_saved_back_to_the_config_file(
     )
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_grant"
+
+
+def test_values_pages_through_as_many_days_as_asked(
+    invoke: Invoke, personal_token: str, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    exist_sim.add_attribute(user.username, template="tv_min", owner="timebridge")
+    exist_sim.set_value(user.username, "tv_min", DAY - timedelta(days=119), 7)
+    found = json_of(
+        invoke(
+            "values",
+            "tv_min",
+            "--days",
+            "110",
+            "--until",
+            "2026-03-09",
+            "--json",
+            EXIST_TOKEN=personal_token,
+        )
+    )
+    assert len(found) == 110
+    assert found[-1]["date"] == (DAY - timedelta(days=109)).isoformat()
+
+
+def test_values_say_when_exist_has_fewer_days_than_asked(
+    invoke: Invoke, personal_token: str, exist_sim: ExistSimulator, user: SimUser
+) -> None:
+    exist_sim.add_attribute(user.username, template="tv_min", owner="timebridge")
+    exist_sim.set_value(user.username, "tv_min", DAY - timedelta(days=119), 7)
+    result = invoke(
+        "values", "tv_min", "--days", "150", "--until", "2026-03-09", EXIST_TOKEN=personal_token
+    )
+    assert result.exit_code == 0, result.output
+    first = (DAY - timedelta(days=119)).isoformat()
+    assert f"Exist has tv_min from {first} on: 120 of the 150 days" in result.stderr
+    assert "tv_min, last 120 days" in result.stdout
+    assert first in result.stdout
+
+
+def test_profile_shows_the_local_time_to_the_minute(invoke: Invoke, personal_token: str) -> None:
+    table = invoke("profile", EXIST_TOKEN=personal_token)
+    assert table.exit_code == 0, table.output
+    assert "2026-03-10 13:00" in table.stdout  # noon UTC, in Berlin
+    assert "13:00:00" not in table.stdout
