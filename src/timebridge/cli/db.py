@@ -3,21 +3,22 @@
 The embedded default migrates itself on start; at scale run `timebridge db upgrade` once per
 deploy, before starting the new version's workers. The database URL is shown with its password
 masked.
+
+The settings, SQLAlchemy and the store load when a command runs, not when the CLI starts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from timebridge.cli._output import ExitCode, console, fail
-from timebridge.config import Settings
-from timebridge.store import current_revision, head_revision, upgrade
+
+if TYPE_CHECKING:
+    from timebridge.config import Settings
 
 db_app = typer.Typer(
     help="The database: migrate the schema, show its revision.", no_args_is_help=True
@@ -26,6 +27,10 @@ db_app = typer.Typer(
 
 def load_settings() -> Settings:
     """Settings from the environment, or one line and exit code 2 when they are wrong."""
+    from pydantic import ValidationError
+
+    from timebridge.config import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -41,6 +46,8 @@ def load_settings() -> Settings:
 @contextlib.contextmanager
 def database_errors(settings: Settings) -> Iterator[None]:
     """A database failure as one line naming the (masked) URL, never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
     except SQLAlchemyError as exc:
@@ -56,6 +63,10 @@ def upgrade_command(
     revision: str = typer.Option("head", help="Migrate to this revision instead of the newest."),
 ) -> None:
     """Apply pending migrations (safe to run any number of times, and from several machines)."""
+    import asyncio
+
+    from timebridge.store import upgrade
+
     settings = load_settings()
     with database_errors(settings):
         now_at = asyncio.run(upgrade(settings.database_url, revision))
@@ -70,6 +81,10 @@ def upgrade_command(
 @db_app.command("current")
 def current_command() -> None:
     """Show the database's revision and the newest one this version knows."""
+    import asyncio
+
+    from timebridge.store import current_revision, head_revision
+
     settings = load_settings()
     with database_errors(settings):
         now_at = asyncio.run(current_revision(settings.database_url))

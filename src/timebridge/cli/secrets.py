@@ -9,28 +9,22 @@ Rotation, step by step:
 A running service keeps the keys it started with: every machine must know the new key before
 step 2 (for the embedded default, stop `timebridge serve` while rotating and start it again).
 
-Output is counts only: no token, and no key except the one `new-key` is asked to print.
+Output is counts only: no token, and no key except the one `new-key` is asked to print. The
+store loads when a command runs, not when the CLI starts.
 """
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 
 from timebridge.cli._output import ExitCode, console, error_console, fail, print_table
 from timebridge.cli.db import database_errors, load_settings
-from timebridge.config import Settings
-from timebridge.store import (
-    Database,
-    RotationReport,
-    SecretBox,
-    SecretKeyError,
-    count_stale_secrets,
-    new_key,
-    rotate_secrets,
-)
-from timebridge.store.crypto import read_key_file, write_key_file
+
+if TYPE_CHECKING:
+    from timebridge.config import Settings
+    from timebridge.store import RotationReport, SecretBox
 
 secrets_app = typer.Typer(help="Secrets at rest: rotate the encryption key.", no_args_is_help=True)
 
@@ -38,10 +32,14 @@ secrets_app = typer.Typer(help="Secrets at rest: rotate the encryption key.", no
 @secrets_app.command("new-key")
 def new_key_command() -> None:
     """Print a fresh key, to put first in TIMEBRIDGE_SECRET_KEYS (comma-separated)."""
+    from timebridge.store import new_key
+
     typer.echo(new_key())
 
 
 async def _rotate(settings: Settings, box: SecretBox) -> tuple[RotationReport, int]:
+    from timebridge.store import Database, count_stale_secrets, rotate_secrets
+
     database = Database(settings.database_url)
     try:
         report = await rotate_secrets(database, box)
@@ -65,6 +63,11 @@ def rotate_command(
     ),
 ) -> None:
     """Re-encrypt every stored secret with the first key; report counts, never values."""
+    import asyncio
+
+    from timebridge.store import SecretBox, SecretKeyError, new_key
+    from timebridge.store.crypto import read_key_file, write_key_file
+
     settings = load_settings()
     from_file = settings.secret_keys is None
     if (generate or retire_old_keys) and not from_file:

@@ -3,7 +3,8 @@
 Run as many workers as needed, on as many machines as needed, all pointed at the same
 PostgreSQL (`TIMEBRIDGE_DATABASE_URL`) with the same `TIMEBRIDGE_SECRET_KEYS`. Each one syncs
 users, and between them they run each cycle's fan-out once (`TIMEBRIDGE_SYNC_CRON`) and put back
-the jobs of workers that died. SIGINT or SIGTERM lets running syncs finish, then exits.
+the jobs of workers that died. SIGINT or SIGTERM lets running syncs finish, then exits. The
+engine (Procrastinate, psycopg) loads when a command runs, not when the CLI starts.
 
     timebridge worker --concurrency 16
     timebridge worker --queue sync          # only users' syncs, no fan-outs or recovery
@@ -12,27 +13,24 @@ the jobs of workers that died. SIGINT or SIGTERM lets running syncs finish, then
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import psycopg
 import typer
-from procrastinate.exceptions import ConnectorException
 
 from timebridge.cli._output import ExitCode, console, fail
 from timebridge.cli.db import database_errors, load_settings
-from timebridge.config import Settings
-from timebridge.jobs.distributed import (
-    SCHEDULE_QUEUE,
-    SYNC_QUEUE,
-    EngineOptions,
-    QueueSchemaMissing,
-    fan_out_now,
-    run_worker,
-)
-from timebridge.logs import configure_logging
+
+if TYPE_CHECKING:
+    from timebridge.config import Settings
+    from timebridge.jobs.distributed import EngineOptions
+
+#: The engine's queue names (`timebridge.jobs.distributed`), for the help text: importing the
+#: engine loads Procrastinate and psycopg, which the CLI loads only when a worker starts.
+SYNC_QUEUE = "sync"
+SCHEDULE_QUEUE = "schedule"
 
 worker_app = typer.Typer(
     help="Run workers of the distributed engine (PostgreSQL), or trigger a sync cycle.",
@@ -48,6 +46,8 @@ def _options(
     heartbeat: float | None = None,
     stalled_after: float | None = None,
 ) -> EngineOptions:
+    from timebridge.jobs.distributed import EngineOptions
+
     defaults = EngineOptions.from_settings(settings)
     try:
         return EngineOptions(
@@ -102,6 +102,11 @@ def worker(
     """Run a worker until SIGINT/SIGTERM (running syncs finish first)."""
     if context.invoked_subcommand is not None:
         return
+    import asyncio
+
+    from timebridge.jobs.distributed import run_worker
+    from timebridge.logs import configure_logging
+
     settings = load_settings()
     _require_postgres(settings)
     options = _options(settings, jitter=jitter, heartbeat=heartbeat, stalled_after=stalled_after)
@@ -121,6 +126,10 @@ def fan_out_now_command(
     ),
 ) -> None:
     """Queue a sync of every connected user now, as a scheduled cycle would."""
+    import asyncio
+
+    from timebridge.jobs.distributed import fan_out_now
+
     settings = load_settings()
     _require_postgres(settings)
     options = _options(settings, jitter=jitter)
@@ -135,6 +144,11 @@ def fan_out_now_command(
 @contextlib.contextmanager
 def _queue_errors(settings: Settings) -> Iterator[None]:
     """Database and queue failures as one line naming the (masked) URL, never a traceback."""
+    import psycopg
+    from procrastinate.exceptions import ConnectorException
+
+    from timebridge.jobs.distributed import QueueSchemaMissing
+
     try:
         with database_errors(settings):
             yield
@@ -147,5 +161,5 @@ def _queue_errors(settings: Settings) -> Iterator[None]:
         fail(f"database {settings.display_database_url}: {reason}", ExitCode.UNAVAILABLE)
 
 
-if __name__ == "__main__":  # `python -m timebridge.cli.worker`, before it is registered
+if __name__ == "__main__":  # `python -m timebridge.cli.worker`: the test harness's workers
     worker_app()
