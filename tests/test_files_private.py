@@ -67,3 +67,21 @@ def test_an_existing_directory_and_database_keep_their_modes(tmp_path: Path) -> 
     asyncio.run(_write_and_keep_open(f"sqlite+aiosqlite:///{database}", shared))
     assert mode(shared) == 0o750
     assert mode(database) == 0o640
+
+
+def test_the_embedded_default_makes_a_private_data_directory_and_key_file(
+    tmp_path: Path, umask: int
+) -> None:
+    from timebridge.config import Settings
+    from timebridge.store import open_store
+
+    data_dir = tmp_path / "fresh"
+
+    async def start() -> None:
+        store = await open_store(Settings(data_dir=data_dir, database_url=""))
+        await store.close()
+
+    asyncio.run(start())
+    assert mode(data_dir) == 0o700, "the key file comes first and must not make it 0755"
+    assert mode(data_dir / "secret-keys") == 0o600
+    assert mode(data_dir / "timebridge.db") == 0o600

@@ -43,6 +43,9 @@ def serve_in_thread(
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=1,
+        # The host process's logging stays as it configured it (uvicorn's default config would
+        # replace its handlers for uvicorn's records).
+        log_config=None,
     )
     server = _QuietServer(config)
     thread = threading.Thread(target=server.run, name=f"simulator-{id(app):x}", daemon=True)

@@ -22,6 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 
 from timebridge.config import Settings
+from timebridge.store.database import make_private_directory
 from timebridge.store.errors import SecretKeyError, UndecryptableSecret
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def ensure_key_file(path: Path) -> list[str]:
     """
     if path.exists():
         return read_key_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_directory(path.parent)  # 0700: it holds the key and the database
     write_key_file(path, [new_key()], replace=False)
     logger.info("generated a secret key file", extra={"path": str(path)})
     return read_key_file(path)
