@@ -1,4 +1,9 @@
-"""The `timebridge` command line."""
+"""The `timebridge` command line.
+
+Building the app imports Typer and Rich's console and the command modules, which import their
+heavy machinery (HTTP clients, the store, uvicorn, the job engine) only when a command runs: so
+`timebridge --version` and `--help` answer at once. Help is plain text, flags without a type.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ app = typer.Typer(
     help="Toggl Track time into Exist.io; a Toggl Track gateway; a Toggl Track client.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: Rich's panels label every flag `<bool>`, and loading them costs startup time.
+    rich_markup_mode=None,
 )
 app.command("demo")(demo)
 app.add_typer(toggl_app, name="toggl")
