@@ -85,7 +85,7 @@ def test_a_flag_reads_as_a_flag_and_an_option_shows_its_value() -> None:
 
 def test_every_documented_top_level_command_is_there() -> None:
     names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    assert {"demo", "serve", "worker", "sync", "toggl", "exist", "db"} <= names
+    assert {"demo", "init", "serve", "worker", "sync", "toggl", "exist", "db"} <= names
     assert {"secrets", "fakes"} <= names
 
 

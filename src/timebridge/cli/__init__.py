@@ -14,6 +14,7 @@ from timebridge.cli.db import db_app
 from timebridge.cli.demo import demo
 from timebridge.cli.exist import exist_app
 from timebridge.cli.fakes import fakes_app
+from timebridge.cli.init import init as init_command  # `timebridge.cli.init` stays the module
 from timebridge.cli.secrets import secrets_app
 from timebridge.cli.service import serve, sync
 from timebridge.cli.toggl import toggl_app
@@ -28,6 +29,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("demo")(demo)
+app.command("init")(init_command)
 app.add_typer(toggl_app, name="toggl")
 app.add_typer(exist_app, name="exist")
 app.add_typer(fakes_app, name="fakes")
