@@ -440,3 +440,70 @@ def test_usage_errors_have_their_exit_codes(
     result = invoke(*args)
     assert_exit(result, code)
     assert message in result.stderr
+
+
+# --- where the upstreams are ----------------------------------------------------------------------
+
+#: `serve` or `sync --user` as a new user runs them: nothing says where Toggl or Exist are.
+NO_SERVICE_URLS: dict[str, str | None] = {
+    "TIMEBRIDGE_TOGGL_BASE_URL": None,
+    "TIMEBRIDGE_EXIST_BASE_URL": None,
+    "TIMEBRIDGE_EXIST_OAUTH_BASE_URL": None,
+}
+
+
+def test_a_stored_account_syncs_with_the_urls_its_config_gave_not_the_services(
+    invoke: Invoke, write_config: Callable[..., Path], person: Person, toggl_sim: TogglSimulator
+) -> None:
+    assert_exit(invoke("--config", str(write_config()), "--quiet"), 0)
+    toggl_sim.clear_requests()
+    result = invoke("--user", "1", env_overrides=NO_SERVICE_URLS)
+    assert_exit(result, 0)
+    assert result.stdout.startswith("sync of user 1: succeeded")
+    assert toggl_sim.requests, "the token went to the simulator it was checked against"
+
+
+def test_a_config_others_can_read_gets_a_warning_like_ssh(
+    invoke: Invoke, write_config: Callable[..., Path]
+) -> None:
+    config = write_config()
+    config.chmod(0o644)
+    result = invoke("--config", str(config), "--quiet")
+    assert_exit(result, 0)
+    assert f"Warning: {config} holds your tokens and others can read it" in result.stderr
+    assert f"chmod 600 {config}" in result.stderr
+    config.chmod(0o600)
+    assert invoke("--config", str(config), "--quiet").stderr == ""
+
+
+def test_a_toggl_base_url_of_another_api_version_is_configuration(
+    invoke: Invoke, write_config: Callable[..., Path], toggl_url: str
+) -> None:
+    config = write_config(toggl={"base_url": toggl_url.replace("/api/v9", "/api/v8")})
+    result = invoke("--config", str(config))
+    assert_exit(result, 2)
+    assert "toggl.base_url" in result.stderr
+    assert "names another API version" in result.stderr
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_base_url_typo_names_the_service_and_url_and_exits_2(
+    invoke: Invoke,
+    write_config: Callable[..., Path],
+    toggl_url: str,
+    exist_api_url: str,
+    dry_run: bool,
+) -> None:
+    extra = ["--dry-run"] if dry_run else []
+    toggl_typo = toggl_url.replace("/api/v9", "/v9")  # a path Toggl does not serve
+    result = invoke("--config", str(write_config(toggl={"base_url": toggl_typo})), *extra)
+    assert_exit(result, 2)
+    assert "Toggl Track answered 404 Not Found under" in result.stderr
+    assert "check toggl.base_url" in result.stderr
+    assert "this is configuration" in result.stderr
+
+    exist_typo = exist_api_url.replace("/api/2/", "/api2/")
+    result = invoke("--config", str(write_config(exist={"base_url": exist_typo})), *extra)
+    assert_exit(result, 2)
+    assert "Exist answered 404 Not Found under" in result.stderr
+    assert "check exist.base_url" in result.stderr
