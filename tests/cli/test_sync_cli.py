@@ -14,8 +14,7 @@ import pytest
 import structlog
 import tomli_w
 import typer
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.test_personal import Person, assert_exist_holds_the_truth, config_data, seed_person
 from timebridge.cli.service import serve, sync
@@ -199,7 +198,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
         project_id=person.projects["Series"],
     )
     today = clock.now().date()
-    held = exist_sim.stored_values(person.exist_username, "tv_min")[today]
+    held = int(exist_sim.stored_values(person.exist_username, "tv_min")[today])
     exist_sim.clear_requests()
     after = invoke("--config", str(config), "--dry-run")
     assert_exit(after, 0)

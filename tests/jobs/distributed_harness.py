@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -164,7 +164,7 @@ class LiveWorld:
             )
         return sorted(users)
 
-    async def expected(self, user: int) -> dict[tuple[str, object], int]:
+    async def expected(self, user: int) -> dict[tuple[str, date], int]:
         mapping = await self.store.mappings.project_map(user)
         entries = self.toggl_sim.world.entries_of(self.toggl_users[user].id, include_deleted=True)
         return dict(truth(entries, mapping, ZoneInfo(ZONE), self.clock.now()))
@@ -174,7 +174,7 @@ class LiveWorld:
         name = self.names[user]
         problems: list[str] = []
         for (attribute, day), minutes in (await self.expected(user)).items():
-            stored = self.exist_sim.stored_values(name, str(attribute)).get(day)  # type: ignore[arg-type]
+            stored = self.exist_sim.stored_values(name, attribute).get(day)
             if (stored or 0) != minutes:
                 problems.append(f"{name} {attribute} {day}: Exist {stored}, truth {minutes}")
         for (attribute, day), value in (await self.store.ledger.load(user)).items():
@@ -197,7 +197,7 @@ def describe(runs: Sequence[SyncRun]) -> str:
     )
 
 
-def _started(run: SyncRun) -> object:
+def _started(run: SyncRun) -> tuple[datetime, int]:
     return (run.started_at, run.id)
 
 

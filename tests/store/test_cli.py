@@ -7,9 +7,8 @@ import asyncio
 from pathlib import Path
 
 import typer
-from click.testing import Result
 from pydantic import SecretStr
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from timebridge.cli.db import db_app
 from timebridge.cli.secrets import secrets_app

@@ -156,7 +156,7 @@ async def test_upgrading_a_0001_database_with_data_keeps_it_and_refetches_its_en
     try:
         async with engine.begin() as connection:
             await connection.execute(
-                insert(AccountRow.__table__).values(id=1, email="ada@example.com", created_at=start)
+                insert(AccountRow).values(id=1, email="ada@example.com", created_at=start)
             )
             await connection.execute(
                 text(
@@ -215,7 +215,7 @@ async def test_0004_keeps_every_snapshot_without_a_mark_and_downgrades_cleanly(
     try:
         async with engine.begin() as connection:
             await connection.execute(
-                insert(AccountRow.__table__).values(id=1, email="ada@example.com", created_at=start)
+                insert(AccountRow).values(id=1, email="ada@example.com", created_at=start)
             )
             await connection.execute(
                 text(

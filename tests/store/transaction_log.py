@@ -94,13 +94,14 @@ def transaction_log(database: Database) -> Iterator[TransactionLog]:
             transaction = start(connection)
             begun_by_statement.add(id(connection))
         else:
-            transaction = current.get(id(connection))
-        if transaction is None:
-            return
+            found = current.get(id(connection))
+            if found is None:
+                return
+            transaction = found
         transaction.statements.append(statement)
         if verb in _WRITES and context is not None:
             table = _table_of(context) or "?"
-            for parameters in context.compiled_parameters or [{}]:
+            for parameters in getattr(context, "compiled_parameters", None) or [{}]:
                 entry = (table, dict(parameters))
                 if entry not in transaction.writes:
                     transaction.writes.append(entry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -47,16 +48,16 @@ def entry(
     )
 
 
-def berlin(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN)  # type: ignore[misc]
+def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
 NOW = berlin(2026, 3, 10, 18, 0)
 MAPPING = {1: "productive_min", 2: "productive_min", 3: "tv_min"}
 
 
-def value(plan_desired: object, attribute: str, day: date) -> int:
-    return plan_desired[(attribute, day)]  # type: ignore[index]
+def value(plan_desired: Mapping[tuple[str, date], int], attribute: str, day: date) -> int:
+    return plan_desired[(attribute, day)]
 
 
 def test_an_entry_counts_on_its_day() -> None:
@@ -253,8 +254,12 @@ NOWS = [
 ]
 
 
+#: What `histories` draws: entries, a mapping, a zone, an instant and a ledger.
+History = tuple[list[TimeEntry], dict[int, str], ZoneInfo, datetime, dict[tuple[str, date], int]]
+
+
 @st.composite
-def histories(draw: st.DrawFn) -> tuple[list[TimeEntry], dict[int, str], ZoneInfo, datetime, dict]:
+def histories(draw: st.DrawFn) -> History:
     now = draw(st.sampled_from(NOWS)) + timedelta(seconds=draw(st.integers(0, 86_400)))
     zone = ZoneInfo(draw(st.sampled_from(ZONES)))
     attributes = ["productive_min", "neutral_min", "tv_min"]
@@ -287,7 +292,7 @@ def histories(draw: st.DrawFn) -> tuple[list[TimeEntry], dict[int, str], ZoneInf
 
 @settings(max_examples=300, deadline=None)
 @given(histories())
-def test_desired_values_equal_the_oracle(history: tuple) -> None:
+def test_desired_values_equal_the_oracle(history: History) -> None:
     entries, mapping, zone, now, ledger = history
     plan = plan_sync(entries, mapping, ledger, zone, now)
     expected = truth(entries, mapping, zone, now)
@@ -297,7 +302,9 @@ def test_desired_values_equal_the_oracle(history: tuple) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(histories())
-def test_applying_the_writes_reaches_the_desired_state_and_then_stays(history: tuple) -> None:
+def test_applying_the_writes_reaches_the_desired_state_and_then_stays(
+    history: History,
+) -> None:
     entries, mapping, zone, now, ledger = history
     plan = plan_sync(entries, mapping, ledger, zone, now)
     for write in plan.writes:
@@ -312,7 +319,7 @@ def test_applying_the_writes_reaches_the_desired_state_and_then_stays(history: t
 
 @settings(max_examples=100, deadline=None)
 @given(histories())
-def test_every_window_date_is_a_local_date_and_purge_is_old(history: tuple) -> None:
+def test_every_window_date_is_a_local_date_and_purge_is_old(history: History) -> None:
     entries, mapping, zone, now, ledger = history
     plan = plan_sync(entries, mapping, ledger, zone, now)
     assert plan.window == window_dates(now.astimezone(zone).date())

@@ -92,7 +92,7 @@ def test_projects_read_and_write_their_legacy_names_too() -> None:
 
 # Each shape Toggl has been recorded sending for one entry (reference/toggl.md §3); the values
 # here are made up.
-LISTED = {
+LISTED: dict[str, object] = {
     "id": 11, "workspace_id": 2, "project_id": None, "task_id": None, "billable": False,
     "start": "2026-03-09T08:00:00+00:00", "stop": "2026-03-09T08:30:00+00:00", "duration": 1800,
     "description": None, "tags": [], "tag_ids": [], "duronly": True,
