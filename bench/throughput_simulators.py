@@ -50,7 +50,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from timebridge.clock import Clock, SystemClock
 from timebridge.fakes import Fault, serve_in_thread
 from timebridge.fakes.exist import ExistSimulator
-from timebridge.fakes.toggl import TogglSimulator
+from timebridge.fakes.toggl import TogglSimulator, wire
 from timebridge.fakes.toggl.state import SimulatorError, SimUser, TogglWorld
 from timebridge.toggl.models import TimeEntry
 
@@ -143,16 +143,19 @@ class BenchTogglSimulator(TogglSimulator):
         end = self._instant("end_date", query["end_date"], user)
         if end <= start:
             raise SimulatorError(400, "end_date must be after start_date")
+        floor = user.start_date_floor(self.clock.now())
+        if start < datetime.combine(floor, clock_time(0), ZoneInfo(user.timezone)):
+            raise SimulatorError(400, f"start_date must not be earlier than {floor.isoformat()}")
         entries = [entry for entry in self.world.entries_of(user.id) if start <= entry.start < end]
         entries.sort(key=lambda entry: (entry.start, entry.id), reverse=True)
         rendered = b",".join(self._render(entry) for entry in entries[: self.entries_cap])
-        return Response(b"[" + rendered + b"]", media_type="application/json")
+        return Response(b"[" + rendered + b"]", media_type=wire.MEDIA_TYPE)
 
     def _render(self, entry: TimeEntry) -> bytes:
         cached = self._rendered.get(entry.id)
         if cached is None or cached[0] is not entry:
-            # As `JSONResponse` renders it.
-            text = json.dumps(entry.wire(), ensure_ascii=False, separators=(",", ":"))
+            # As the simulator renders a listed entry.
+            text = json.dumps(wire.listed_entry(entry), ensure_ascii=False, separators=(",", ":"))
             cached = (entry, text.encode())
             self._rendered[entry.id] = cached
         return cached[1]
