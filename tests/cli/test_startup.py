@@ -31,6 +31,7 @@ HEAVY = (
     "httpx",
     "aiohttp",
     "pydantic",
+    "rich.console",
 )
 
 

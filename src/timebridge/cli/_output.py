@@ -1,7 +1,8 @@
 """Shared CLI plumbing: output as Rich tables or JSON, and errors as one line plus an exit code.
 
-Importing this module loads Typer and Rich's console only: pydantic and the upstream error types
-are imported by the functions that need them, so `timebridge --version` stays fast.
+Importing this module loads Typer only: Rich's console is made on first use, and pydantic and
+the upstream error types are imported by the functions that need them, so `timebridge
+--version` stays fast.
 """
 
 from __future__ import annotations
@@ -10,16 +11,33 @@ import contextlib
 import enum
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from timebridge.errors import UpstreamError
 
-console = Console(highlight=False, soft_wrap=True)
-error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _ConsoleOnFirstUse:
+    """Stands for a Rich `Console` and makes it on first use (loading Rich takes a while)."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _ConsoleOnFirstUse(stderr=False))
+error_console = cast("Console", _ConsoleOnFirstUse(stderr=True))
 
 
 class ExitCode(enum.IntEnum):
