@@ -2,7 +2,8 @@
 
 Tokens saved in the config are the user's own credentials for personal use of the CLI; the
 service keeps its secrets encrypted in its database instead. The cache beside it holds what the
-CLI learnt from the APIs and may forget at any time (never a token).
+CLI learnt from the APIs and may forget at any time (never a token). The TOML and platformdirs
+modules load when a file is first found, read or written, not when the CLI starts.
 """
 
 from __future__ import annotations
@@ -10,12 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
-
-import platformdirs
-import tomli_w
 
 CONFIG_ENV = "TIMEBRIDGE_CONFIG"
 APP_NAME = "timebridge"
@@ -23,6 +20,8 @@ APP_NAME = "timebridge"
 
 def config_dir() -> Path:
     """The user's config directory for Timebridge (e.g. ~/.config/timebridge)."""
+    import platformdirs
+
     return Path(platformdirs.user_config_dir(APP_NAME))
 
 
@@ -43,6 +42,8 @@ class ConfigError(Exception):
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
+    import tomllib
+
     path = path or config_path()
     try:
         with path.open("rb") as handle:
@@ -74,6 +75,8 @@ def write_private(path: Path, content: bytes) -> None:
 
 def save_section(section: str, values: dict[str, Any], path: Path | None = None) -> Path:
     """Merge `values` into `[section]` and write the file with mode 0600, atomically."""
+    import tomli_w
+
     path = path or config_path()
     data = load_config(path)
     merged = {**data.get(section, {}), **{k: v for k, v in values.items() if v is not None}}
