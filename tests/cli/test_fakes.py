@@ -97,3 +97,11 @@ def test_toggl_help_says_how_to_reset_the_quotas() -> None:
     text = " ".join(result.stdout.split())
     assert "30 user-scoped requests an hour" in text
     assert "curl -X DELETE http://127.0.0.1:8181/_admin/quotas" in text
+
+
+def test_one_port_for_both_simulators_is_refused() -> None:
+    result = CliRunner().invoke(
+        app, ["fakes", "both", "--toggl-port", "8999", "--exist-port", "8999"]
+    )
+    assert result.exit_code == 2
+    assert "give two ports" in result.stderr

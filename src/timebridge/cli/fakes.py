@@ -198,6 +198,8 @@ def both(
     Their hourly limits reset with curl -X DELETE on /_admin/quotas (Toggl Track) and
     /_admin/rate-limits (Exist).
     """
+    if toggl_port == exist_port != 0:
+        fail(f"--toggl-port and --exist-port are both {toggl_port}; give two ports", ExitCode.USAGE)
     toggl_simulator = _toggl(host, toggl_port, demo, "--toggl-port")
     try:
         exist_simulator = _exist(host, exist_port, demo, "--exist-port")
