@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     #: The Exist OAuth client Timebridge acts as (needed to refresh users' tokens).
     exist_client_id: str | None = None
     exist_client_secret: SecretStr | None = None
+    #: Where browsers reach this service (`http://127.0.0.1:8000` by default): sign-in links and
+    #: Exist's OAuth redirect are built on it. `https://…` makes session cookies Secure.
+    public_url: str = "http://127.0.0.1:8000"
     #: At scale, each user's sync is spread over this many seconds after the cycle's start (a
     #: stable per-user offset), so thousands of users do not hit Toggl and Exist at once.
     sync_jitter_seconds: int = Field(default=0, ge=0, le=86_400)
@@ -71,6 +74,14 @@ class Settings(BaseSettings):
     #: else will), no for PostgreSQL, where `timebridge db upgrade` runs once per deploy rather
     #: than every worker racing to migrate.
     auto_migrate: bool | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"TIMEBRIDGE_PUBLIC_URL must be an http(s) URL, not {value!r}")
+        return value
 
     @field_validator("data_dir")
     @classmethod
@@ -106,6 +117,11 @@ class Settings(BaseSettings):
     @property
     def migrate_on_start(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def exist_sign_in(self) -> bool:
+        """Whether "Sign in with Exist" is offered (an Exist OAuth client is configured)."""
+        return bool(self.exist_client_id) and self.exist_client_secret is not None
 
     @property
     def key_file(self) -> Path:

@@ -74,13 +74,14 @@ class Upstreams:
 
     def exist(
         self,
-        tokens: ExistTokens,
+        tokens: ExistTokens | None,
         origin: str,
         *,
         on_tokens: TokensCallback | None = None,
     ) -> AsyncExistClient:
         """An Exist client sending `tokens` to `origin` only; a refreshed pair is handed to
-        `on_tokens` (the old pair stops working, so the caller stores the new one)."""
+        `on_tokens` (the old pair stops working, so the caller stores the new one). Without
+        tokens, a client that can finish the OAuth flow (`exchange_code`) and then go on."""
         return AsyncExistClient(
             tokens,
             app=self._exist_app,

@@ -18,11 +18,14 @@ the ledger and the entry snapshot) and the run record.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
 
 from timebridge import metrics
 from timebridge._pool import ConnectionPool
@@ -37,21 +40,25 @@ from timebridge.bridge.results import (
 )
 from timebridge.clock import Clock
 from timebridge.config import Settings
-from timebridge.exist import AsyncExistClient, ExistTokens
+from timebridge.exist import AsyncExistClient, ExistTokens, Profile
 from timebridge.retry import RetryPolicy
 from timebridge.store import (
+    Account,
     ConnectionStatus,
     DisconnectReport,
+    DuplicateAccount,
+    ExistConnection,
     ExistState,
     ProjectMapping,
     PurgeCounts,
     Store,
     SyncContext,
+    TogglConnection,
     ZoneReading,
 )
 from timebridge.sync.attributes import other_owners, release_attributes, save_mapping
 from timebridge.sync.runner import RunKind, RunOutcome, RunReport, SyncRunner, UserSyncSettings
-from timebridge.toggl import AsyncTogglClient
+from timebridge.toggl import AsyncTogglClient, Me
 
 logger = logging.getLogger(__name__)
 
@@ -218,11 +225,132 @@ class Bridge:
                 )
         return report
 
+    # --- signing in and connecting -------------------------------------------------------------
+
+    async def sign_in_with_toggl(self, token: SecretStr, origin: str) -> Account:
+        """The account of the Toggl user a token belongs to (checked with `/me` at `origin`),
+        created on first sign-in, with the token stored as a connection: for people who come
+        for the gateway and have no Exist account. Upstream errors propagate."""
+        async with self.upstreams.toggl(token, origin) as toggl:
+            me = await toggl.me()
+        account = await self.store.accounts.by_toggl_user(me.id)
+        if account is None:
+            account = await self._new_account(me.email, me.fullname or None)
+        await self._keep_toggl(account.id, token, origin, me)
+        return account
+
+    async def sign_in_with_exist(
+        self, code: str, redirect_uri: str, origin: str, *, signed_in: int | None = None
+    ) -> Account:
+        """Finish "Sign in with Exist": trade the callback's code for tokens at `origin`, read
+        the profile, and return the account of that Exist user (created on first sign-in) with
+        its Exist connection saved. `signed_in`: the account of a browser already signed in
+        (with a Toggl token, say), which the Exist user joins unless another account has it.
+        Upstream errors propagate."""
+        async with self.upstreams.exist(None, origin) as exist:
+            tokens = await exist.exchange_code(code, redirect_uri)
+            profile = await exist.profile()
+            tokens = exist.tokens or tokens
+        account = await self.store.accounts.by_exist_username(profile.username)
+        if account is None and signed_in is not None:
+            await self.store.accounts.set_exist_username(signed_in, profile.username)
+            account = await self.store.accounts.get(signed_in)
+        if account is None:
+            name = " ".join(filter(None, [profile.first_name, profile.last_name])) or None
+            account = await self._new_account(f"{profile.username}@exist.invalid", name)
+            await self.store.accounts.set_exist_username(account.id, profile.username)
+        await self.store.exist_connections.save(
+            account.id, tokens, time_zone=profile.timezone, origin=origin
+        )
+        return account
+
+    async def connect_toggl(
+        self, account_id: int, token: SecretStr, origin: str
+    ) -> tuple[TogglConnection, Me]:
+        """Check a Toggl API token with `/me` at `origin` and store it (encrypted) as the
+        account's default connection, with the Toggl user it belongs to (a token of a Toggl
+        user the account holds already replaces that connection's). Upstream errors propagate
+        (a bad token is `toggl.AuthenticationError`) and nothing is stored."""
+        async with self.upstreams.toggl(token, origin) as toggl:
+            me = await toggl.me()
+        return await self._keep_toggl(account_id, token, origin, me), me
+
+    async def _keep_toggl(
+        self, account_id: int, token: SecretStr, origin: str, me: Me
+    ) -> TogglConnection:
+        store = self.store
+        for existing in await store.toggl_connections.list(account_id):
+            if existing.toggl_user_id == me.id:
+                connection = await store.toggl_connections.set_token(
+                    account_id, existing.id, token, toggl_user_id=me.id, origin=origin
+                )
+                if not connection.is_default:
+                    connection = await store.toggl_connections.set_default(account_id, existing.id)
+                return connection
+        return await store.toggl_connections.create(
+            account_id,
+            token,
+            label=me.fullname or me.email,
+            toggl_user_id=me.id,
+            make_default=True,
+            origin=origin,
+        )
+
+    async def _new_account(self, email: str, display_name: str | None) -> Account:
+        try:
+            return await self.store.accounts.create(email, display_name=display_name)
+        except DuplicateAccount:
+            # The address is another account's: this one gets a unique, unreachable one.
+            unique = f"{secrets.token_hex(8)}@timebridge.invalid"
+            return await self.store.accounts.create(unique, display_name=display_name)
+
+    async def connect_exist(
+        self, account_id: int, tokens: ExistTokens, origin: str
+    ) -> tuple[ExistConnection, Profile]:
+        """Check Exist tokens with the profile at `origin` and store them (encrypted), with the
+        zone Exist uses for the user's days. Upstream errors propagate; nothing is stored."""
+        async with self.upstreams.exist(tokens, origin) as exist:
+            profile = await exist.profile()
+            tokens = exist.tokens or tokens
+        connection = await self.store.exist_connections.save(
+            account_id, tokens, time_zone=profile.timezone, origin=origin
+        )
+        return connection, profile
+
+    async def disconnect_exist(self, account_id: int) -> None:
+        """Give the attributes back to Exist and forget the Exist connection and the ledger
+        (which describes that Exist account); the mapping stays for a reconnect, which reads
+        Exist's values afresh."""
+        names = set((await self.store.mappings.project_map(account_id)).values())
+        names |= {attribute for attribute, _ in await self.store.ledger.load(account_id)}
+        connection = await self.store.exist_connections.get(account_id)
+        if names and connection is not None and connection.status is ConnectionStatus.ACTIVE:
+            try:
+                async with self._exist(account_id) as exist:
+                    await release_attributes(exist, names)
+            except Exception as exc:
+                logger.warning(
+                    "could not release attributes when disconnecting Exist: %s",
+                    type(exc).__name__,
+                    extra={"user_id": account_id},
+                )
+        await self.store.ledger.clear(account_id)
+        await self.store.exist_connections.delete(account_id)
+
+    async def delete_account(self, account_id: int) -> None:
+        """Everything of the account goes: attributes given back to Exist, then every row."""
+        await self.disconnect_toggl(account_id)
+        await self.disconnect_exist(account_id)
+        await self.store.accounts.delete(account_id)
+
     async def purge(self) -> PurgeCounts:
         """The store-wide purge (daily): ledger and entry rows older than 21 days for every
-        account, syncing or not, and run records older than the configured history."""
+        account, syncing or not, run records older than the configured history, idle sessions
+        and used or expired login links."""
         counts = await self.store.ledger.purge_expired()
         runs = await self.store.sync_runs.purge(self.upstreams.clock.now() - self._run_history)
+        await self.store.sessions.purge()
+        await self.store.login_links.purge()
         logger.info(
             "purge: %d ledger rows, %d entry snapshots, %d run records",
             counts.ledger_rows,

@@ -47,6 +47,7 @@ from timebridge.store.repositories import (
     disconnect_toggl,
 )
 from timebridge.store.rotation import RotationReport, count_stale_secrets, rotate_secrets
+from timebridge.store.sign_in import LoginLinkRepository, SessionRepository, WebSession
 
 __all__ = [
     "Account",
@@ -66,6 +67,7 @@ __all__ = [
     "ExistState",
     "Integration",
     "InvalidMapping",
+    "LoginLinkRepository",
     "MappingRepository",
     "NotFound",
     "ProjectMapping",
@@ -75,6 +77,7 @@ __all__ = [
     "RunSummary",
     "SecretBox",
     "SecretKeyError",
+    "SessionRepository",
     "SqlLedgerStore",
     "Store",
     "StoreError",
@@ -85,6 +88,7 @@ __all__ = [
     "TogglConnectionRepository",
     "TogglState",
     "UndecryptableSecret",
+    "WebSession",
     "ZoneReading",
     "count_stale_secrets",
     "create_engine",

@@ -23,6 +23,7 @@ from timebridge.store.repositories import (
     disconnect_toggl,
 )
 from timebridge.store.rotation import RotationReport, rotate_secrets
+from timebridge.store.sign_in import LoginLinkRepository, SessionRepository
 
 
 class Store:
@@ -39,6 +40,8 @@ class Store:
         self.mappings = MappingRepository(database, clock)
         self.sync_runs = SyncRunRepository(database)
         self.ledger = SqlLedgerStore(database, clock)
+        self.sessions = SessionRepository(database, clock)
+        self.login_links = LoginLinkRepository(database, clock)
         self._contexts: Batcher[int, SyncContext] = Batcher(self._load_contexts)
 
     def __repr__(self) -> str:

@@ -129,6 +129,8 @@ class AccountRow(Base):
     id: Mapped[int] = mapped_column(LocalId, primary_key=True)
     #: Stored lowercased by the repository, so sign-in is case-insensitive.
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    #: The Exist user this account signs in as ("Sign in with Exist"); None until then.
+    exist_username: Mapped[str | None] = mapped_column(String(150), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
     #: The user's own choice of zone; wins over Exist's (DESIGN.md, "Window").
     time_zone: Mapped[str | None] = mapped_column(String(ZONE_LENGTH))
@@ -299,6 +301,37 @@ class SyncRunRow(Base):
     values_written: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     next_sync_after: Mapped[datetime | None]
+
+
+class WebSessionRow(Base):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored, so a copy
+    of the database signs nobody in."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    #: The token every state-changing request of this session must carry.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class LoginLinkRow(Base):
+    """A one-time sign-in link (`timebridge login-link`): single use, short-lived; only the
+    SHA-256 of its token is stored."""
+
+    __tablename__ = "login_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 def encrypted_columns() -> list[tuple[str, str]]:

@@ -84,10 +84,14 @@ class Account:
     #: The user's own zone override, if any.
     time_zone: str | None
     created_at: datetime
+    #: The Exist user this account signs in as, once it has.
+    exist_username: str | None = None
 
     @classmethod
     def of(cls, row: AccountRow) -> Account:
-        return cls(row.id, row.email, row.display_name, row.time_zone, row.created_at)
+        return cls(
+            row.id, row.email, row.display_name, row.time_zone, row.created_at, row.exist_username
+        )
 
 
 class AccountRepository:
@@ -119,6 +123,42 @@ class AccountRepository:
             if row is None:
                 raise AccountNotFound(f"no account {account_id}")
             return Account.of(row)
+
+    async def by_exist_username(self, username: str) -> Account | None:
+        """The account that signs in as this Exist user, if any."""
+        async with self._db.read() as session:
+            row = await session.scalar(
+                select(AccountRow).where(AccountRow.exist_username == username)
+            )
+            return Account.of(row) if row is not None else None
+
+    async def by_toggl_user(self, toggl_user_id: int) -> Account | None:
+        """The account holding a connection to this Toggl user (the oldest, should several)."""
+        async with self._db.read() as session:
+            row = await session.scalar(
+                select(AccountRow)
+                .join(TogglConnectionRow, TogglConnectionRow.account_id == AccountRow.id)
+                .where(TogglConnectionRow.toggl_user_id == toggl_user_id)
+                .order_by(AccountRow.id)
+                .limit(1)
+            )
+            return Account.of(row) if row is not None else None
+
+    async def set_exist_username(self, account_id: int, username: str) -> None:
+        """Make this Exist user the account's identity (at its first sign-in with Exist)."""
+        try:
+            async with self._db.transaction() as session:
+                result = await session.execute(
+                    update(AccountRow)
+                    .where(AccountRow.id == account_id)
+                    .values(exist_username=username)
+                )
+                if rowcount(result) == 0:
+                    raise AccountNotFound(f"no account {account_id}")
+        except IntegrityError:
+            raise DuplicateAccount(
+                f"the Exist user {username!r} signs in to another account"
+            ) from None
 
     async def by_email(self, email: str) -> Account | None:
         async with self._db.read() as session:

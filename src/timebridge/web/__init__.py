@@ -1,15 +1,13 @@
-"""The web service: today health and metrics around the embedded scheduler; pages and the JSON
-API are added as routers on `create_app`'s app."""
+"""The web service: the pages, the sign-in routes and the JSON API around the Bridge, with
+health, metrics and the embedded scheduler (`create_app`)."""
 
 from timebridge.web.app import (
     Health,
-    ServiceState,
-    SyncScheduler,
     build_scheduler,
     create_app,
     database_reachable,
-    service_state,
 )
+from timebridge.web.state import ServiceState, SyncScheduler, service_state
 
 __all__ = [
     "Health",

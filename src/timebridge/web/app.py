@@ -3,9 +3,8 @@
 The app owns what it opened: given no store it opens the one the settings describe (migrating
 the embedded default) and closes it on shutdown; given no scheduler it runs the embedded one
 over the `Bridge`, so that one `timebridge serve` keeps every connected user in sync, and purges
-old rows daily. Tests and
-later issues pass their own store or scheduler instead. Pages and the JSON API are added by
-later issues as routers on this base.
+old rows daily. Tests pass their own store or scheduler instead. The pages, the sign-in routes
+and the JSON API are routers (`web/auth.py`, `web/pages.py`, `web/api.py`) on this base.
 """
 
 from __future__ import annotations
@@ -14,9 +13,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal
 
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
@@ -24,47 +22,21 @@ from sqlalchemy.engine import Connection
 
 from timebridge import __version__, metrics
 from timebridge._pool import ConnectionPool
-from timebridge.bridge import Bridge, Skipped
+from timebridge.bridge import Bridge
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.jobs import PURGE_CRON, EmbeddedScheduler, next_fire_time, run_on_cron
 from timebridge.retry import RetryPolicy
 from timebridge.store import Store, open_store
-from timebridge.sync.runner import RunReport
+from timebridge.web.state import ServiceState, SyncScheduler, service_state
 
 # Standard-library logging, as everywhere in the package: `timebridge.logs` renders it as
 # structured lines, and nothing is printed when the host application configured nothing.
 logger = logging.getLogger(__name__)
 
-#: The embedded scheduler as the service runs it: account ids, one sync result per run.
-SyncScheduler = EmbeddedScheduler[int, RunReport | Skipped]
-
 #: How long `/healthz` waits for the database before calling it unreachable (a probe that
 #: hangs is worse than one that says no).
 DATABASE_PING_TIMEOUT = 2.0
-
-
-@dataclass
-class ServiceState:
-    """What the app's handlers share, kept on `app.state.timebridge`."""
-
-    settings: Settings
-    clock: Clock
-    store: Store | None = None
-    #: The application layer over `store`, for every route (set at startup).
-    bridge: Bridge | None = None
-    scheduler: SyncScheduler | None = None
-    scheduler_enabled: bool = True
-    scheduler_task: asyncio.Task[None] | None = None
-
-    @property
-    def scheduler_running(self) -> bool:
-        return self.scheduler_task is not None and not self.scheduler_task.done()
-
-
-def service_state(app: FastAPI) -> ServiceState:
-    """The app's shared state (set by `create_app`)."""
-    return cast(ServiceState, app.state.timebridge)
 
 
 def build_scheduler(
@@ -244,4 +216,21 @@ def create_app(
         """Prometheus' scrape target: sync runs by outcome, upstream requests by status."""
         return Response(content=metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
+    _add_web(app)
     return app
+
+
+def _add_web(app: FastAPI) -> None:
+    """The sign-in routes, the pages, the JSON API, their static files and error pages."""
+    # Imported here: `create_app` stays importable without the templates' dependencies.
+    from fastapi.staticfiles import StaticFiles
+
+    from timebridge.web import api, auth, pages
+    from timebridge.web.errors import install_error_handlers
+    from timebridge.web.templating import STATIC_DIR
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    install_error_handlers(app)

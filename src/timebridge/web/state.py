@@ -1,0 +1,58 @@
+"""What the web app's handlers share: the service state on `app.state`, and how a request
+reaches the `Bridge` and the settings."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import cast
+
+from fastapi import FastAPI, Request
+
+from timebridge.bridge import Bridge, Skipped
+from timebridge.clock import Clock
+from timebridge.config import Settings
+from timebridge.jobs import EmbeddedScheduler
+from timebridge.store import Store
+from timebridge.sync.runner import RunReport
+
+#: The embedded scheduler as the service runs it: account ids, one sync result per run.
+SyncScheduler = EmbeddedScheduler[int, RunReport | Skipped]
+
+
+@dataclass
+class ServiceState:
+    """What the app's handlers share, kept on `app.state.timebridge`."""
+
+    settings: Settings
+    clock: Clock
+    store: Store | None = None
+    #: The application layer over `store`, for every route (set at startup).
+    bridge: Bridge | None = None
+    scheduler: SyncScheduler | None = None
+    scheduler_enabled: bool = True
+    scheduler_task: asyncio.Task[None] | None = None
+
+    @property
+    def scheduler_running(self) -> bool:
+        return self.scheduler_task is not None and not self.scheduler_task.done()
+
+
+def service_state(app: FastAPI) -> ServiceState:
+    """The app's shared state (set by `create_app`)."""
+    return cast(ServiceState, app.state.timebridge)
+
+
+def bridge_of(request: Request) -> Bridge:
+    """The application layer, for a route (set at startup)."""
+    bridge = service_state(request.app).bridge
+    if bridge is None:
+        raise RuntimeError("the app has not started (no bridge yet)")
+    return bridge
+
+
+def settings_of(request: Request) -> Settings:
+    return service_state(request.app).settings
+
+
+__all__ = ["ServiceState", "SyncScheduler", "bridge_of", "service_state", "settings_of"]
