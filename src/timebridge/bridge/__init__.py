@@ -8,7 +8,8 @@
 `Bridge` (`service.py`) is what every caller uses — the schedulers, personal mode, the CLI and
 the web pages, the gateway and webhooks; `Upstreams` (`clients.py`) builds an account's Toggl and
 Exist clients from its connections' origins; `PersonalSync` (`personal.py`) keeps a
-`timebridge.toml` in the store and runs it through the bridge.
+`timebridge.toml` in the store and runs it through the bridge; `Views` (`views.py`, as
+`bridge.views`) is what the pages and the API show of an account.
 """
 
 from timebridge.bridge.clients import Upstreams
@@ -22,17 +23,33 @@ from timebridge.bridge.results import (
     SyncPreview,
 )
 from timebridge.bridge.service import Bridge
+from timebridge.bridge.views import (
+    AttributeDays,
+    DayNotFound,
+    DayView,
+    EntryPart,
+    Overview,
+    StatusView,
+    Views,
+)
 
 __all__ = [
+    "AttributeDays",
     "Bridge",
+    "DayNotFound",
+    "DayView",
+    "EntryPart",
     "MappingSaved",
     "MappingUpdate",
+    "Overview",
     "PersonalRun",
     "PersonalSync",
     "PlannedWrite",
     "SkipReason",
     "Skipped",
+    "StatusView",
     "SyncNotPossible",
     "SyncPreview",
     "Upstreams",
+    "Views",
 ]

@@ -38,6 +38,7 @@ from timebridge.bridge.results import (
     SyncNotPossible,
     SyncPreview,
 )
+from timebridge.bridge.views import Views
 from timebridge.clock import Clock
 from timebridge.config import Settings
 from timebridge.exist import AsyncExistClient, ExistTokens, Profile
@@ -72,6 +73,8 @@ class Bridge:
         self.store = store
         self.upstreams = upstreams
         self._run_history = run_history
+        #: What the pages and the API show of an account (no upstream request).
+        self.views = Views(store, upstreams.clock)
 
     @classmethod
     def from_settings(
