@@ -124,6 +124,11 @@ class AccountRepository:
                 raise AccountNotFound(f"no account {account_id}")
             return Account.of(row)
 
+    async def ids(self) -> list[int]:
+        """Every account's id, in order."""
+        async with self._db.read() as session:
+            return list(await session.scalars(select(AccountRow.id).order_by(AccountRow.id)))
+
     async def by_exist_username(self, username: str) -> Account | None:
         """The account that signs in as this Exist user, if any."""
         async with self._db.read() as session:
