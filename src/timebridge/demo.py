@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from timebridge import metrics
 from timebridge.bridge import Bridge, PersonalRun, PersonalSync
 from timebridge.config import Settings
@@ -179,6 +181,8 @@ class DemoServers:
     exist: RunningServer
     toggl_lines: tuple[str, ...]
     exist_lines: tuple[str, ...]
+    #: The Exist simulator itself, to register the service's OAuth redirect once it listens.
+    exist_sim: ExistSimulator
 
     @property
     def toggl_api(self) -> str:
@@ -211,17 +215,38 @@ def demo_simulators(toggl_port: int = 0, exist_port: int = 0) -> Iterator[DemoSe
                     f"choose another with {option} N\n({FREE_PORTS_HINT})"
                 ) from exc
         toggl_server, exist_server = servers
-        yield DemoServers(toggl_server, exist_server, tuple(toggl_lines), tuple(exist_lines))
+        yield DemoServers(toggl_server, exist_server, tuple(toggl_lines), tuple(exist_lines), exist)
 
 
-def demo_settings(data_dir: Path, servers: DemoServers) -> Settings:
+#: The Exist simulator's demo OAuth client ("Sign in with Exist" in the demo).
+DEMO_EXIST_CLIENT = ("timebridge-demo", "timebridge-demo-secret")
+
+
+def demo_settings(
+    data_dir: Path, servers: DemoServers, public_url: str = "http://127.0.0.1:8000"
+) -> Settings:
+    """The service's settings in the demo: the simulators, and "Sign in with Exist" through
+    the Exist simulator's demo client, redirecting back to `public_url`."""
+    servers.exist_sim.allow_redirect(DEMO_EXIST_CLIENT[0], f"{public_url}/signin/exist/callback")
     return Settings(
         data_dir=data_dir,
         database_url="",
         toggl_base_url=servers.toggl_api,
         exist_base_url=servers.exist_api,
         exist_oauth_base_url=f"{servers.exist.url}/oauth2",
+        exist_client_id=DEMO_EXIST_CLIENT[0],
+        exist_client_secret=SecretStr(DEMO_EXIST_CLIENT[1]),
+        public_url=public_url,
     )
+
+
+async def sign_in_link(settings: Settings, account_id: int) -> str:
+    """A one-time sign-in link to the demo account on the demo's site."""
+    from timebridge.web.auth import login_link_url
+
+    async with await open_store(settings) as store:
+        secret, _ = await store.login_links.create(account_id)
+    return login_link_url(settings.public_url, secret)
 
 
 def demo_config_toml(servers: DemoServers) -> str:

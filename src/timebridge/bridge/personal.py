@@ -16,6 +16,7 @@ replaces a good one that `serve` may be using, and a config's first run checks b
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from pydantic import SecretStr
 from timebridge.bridge.results import MappingSaved, Skipped, SyncPreview
 from timebridge.bridge.service import Bridge
 from timebridge.config import Settings
-from timebridge.exist import ExistTokens
+from timebridge.exist import ExistTokens, Profile
 from timebridge.logs import register_secret
 from timebridge.origins import exist_origin, toggl_origin
 from timebridge.personal import (
@@ -128,8 +129,12 @@ class PersonalSync:
         update: MappingUpdate | None = None
         if stored.needs_mapping_update:
             projects, toggl_requests = await self._resolve()
-            zone = await self._check_exist() if stored.exist_changed else None
-            await self._store_connections(account_id, stored, zone)
+            profile = await self._check_exist() if stored.exist_changed else None
+            await self._store_connections(
+                account_id, stored, profile.timezone if profile is not None else None
+            )
+            if profile is not None:
+                await self._sign_in_as(account_id, profile.username)
             saved = await self._bridge.save_mapping(
                 account_id,
                 [
@@ -255,13 +260,20 @@ class PersonalSync:
                 origin=self._exist_origin,
             )
 
-    async def _check_exist(self) -> str:
-        """Ask Exist for the profile with the config's token (and keep its zone)."""
+    async def _check_exist(self) -> Profile:
+        """Ask Exist for the profile with the config's token (its zone is kept)."""
         upstreams = self._bridge.upstreams
         tokens = ExistTokens(access_token=self._config.exist.token)
         async with upstreams.exist(tokens, self._exist_origin) as exist:
-            profile = await exist.profile()
-        return profile.timezone
+            return await exist.profile()
+
+    async def _sign_in_as(self, account_id: int, username: str) -> None:
+        """The personal account is that Exist user's: "Sign in with Exist" on `serve` finds it
+        (unless another account signs in as that user already)."""
+        account = await self._store.accounts.get(account_id)
+        if account.exist_username is None:
+            with contextlib.suppress(DuplicateAccount):
+                await self._store.accounts.set_exist_username(account_id, username)
 
     async def _resolve(self) -> tuple[list[ResolvedProject], int]:
         """The config's mapping matched to Toggl projects, and the Toggl requests it took."""

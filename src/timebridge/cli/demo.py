@@ -167,7 +167,7 @@ def _run(listener: socket.socket, options: _Options, now_serving: Callable[[], N
                 )
                 _show(table, requests)
                 if not options.once:
-                    _serve(listener, directory.path, servers, now_serving)
+                    _serve(listener, directory.path, servers, now_serving, run.account_id)
         finally:
             if directory.temporary and options.keep:
                 console.print(f"Kept the demo's data directory: {directory.path}")
@@ -203,12 +203,16 @@ def _serve(
     directory: Path,
     servers: DemoServers,
     now_serving: Callable[[], None],
+    account_id: int,
 ) -> None:
-    """The service on `listener` until Ctrl+C, with personal mode usable beside it."""
+    """The service on `listener` until Ctrl+C, with personal mode usable beside it, and a
+    sign-in link to the demo account's pages."""
+    import asyncio
+
     import uvicorn
 
     from timebridge.cli._output import ExitCode, console, fail
-    from timebridge.demo import demo_config_toml, demo_settings
+    from timebridge.demo import demo_config_toml, demo_settings, sign_in_link
     from timebridge.web import create_app
 
     config = directory / "timebridge.toml"
@@ -217,13 +221,20 @@ def _serve(
         "While the demo runs, personal mode works as from cron: "
         f"TIMEBRIDGE_DATA_DIR={directory} timebridge sync --config {config}"
     )
-    settings = demo_settings(directory, servers)
+    host, port = listener.getsockname()[:2]
+    site = f"http://{host}:{port}"
+    settings = demo_settings(directory, servers, public_url=site)
     schedule = _DEFAULT_CRON[1] if settings.sync_cron == _DEFAULT_CRON[0] else settings.sync_cron
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, lifespan="on"))
-    host, port = listener.getsockname()[:2]
+    link = asyncio.run(sign_in_link(settings, account_id))
     console.print(
-        f"Timebridge is serving on http://{host}:{port} "
-        f"(/healthz, /metrics; syncs {schedule}). Ctrl+C stops everything."
+        f"Timebridge is serving on {site} (the pages, /api/v1, /healthz, /metrics; syncs "
+        f"{schedule}). Ctrl+C stops everything."
+    )
+    console.print(f"Sign in as the demo user (once, within 10 minutes): {link}", markup=False)
+    console.print(
+        f'Or open {site}/signin and choose "Sign in with Exist" (the demo user is "demo").',
+        markup=False,
     )
     now_serving()
     server.run(sockets=[listener])

@@ -9,17 +9,14 @@ went wrong (2 usage or config, 3 a token refused, 4 Toggl's quota spent, 5 no su
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
-import logging
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.markup import escape
 
 from timebridge.cli._output import ExitCode, console, error_console, fail, print_json, print_table
 
@@ -58,6 +55,8 @@ LOG_FORMAT_OPTION = typer.Option(
 
 
 def _log_level(name: str) -> int:
+    import logging
+
     level = logging.getLevelNamesMapping().get(name.strip().upper())
     if level is None:
         raise typer.BadParameter(f"{name!r} is not a log level (debug, info, warning, error)")
@@ -102,6 +101,8 @@ def serve(
     configure_logging(log_format=log_format.value, level=_log_level(log_level))
     settings = load_settings()
     with _store_errors(settings):
+        import asyncio
+
         asyncio.run(_check_store(settings))
     app = create_app(settings, run_scheduler=not no_scheduler, clock=CLOCK, retry=RETRY)
     # log_config=None: uvicorn's own records go through the structured logging set up above.
@@ -125,6 +126,8 @@ def _store_errors(settings: Settings) -> Iterator[None]:
 
 def _fail(message: str, code: ExitCode) -> NoReturn:
     # Messages quote config keys such as `[mapping]`, which Rich would read as markup.
+    from rich.markup import escape
+
     fail(escape(message), code)
 
 
@@ -171,6 +174,8 @@ def sync(
     Exit codes: 0 done, 1 values Exist refused, 2 usage or config, 3 a token refused,
     4 Toggl's hourly quota spent, 5 no such account, 6 Toggl or Exist unavailable.
     """
+    import logging
+
     from timebridge.bridge import PersonalRun, SyncPreview
     from timebridge.cli.db import load_settings
     from timebridge.logs import configure_logging
@@ -178,7 +183,8 @@ def sync(
     from timebridge.sync.runner import RunKind
 
     configure_logging(
-        log_format=log_format.value, level=logging.INFO if verbose else logging.WARNING
+        log_format=log_format.value,
+        level=logging.INFO if verbose else logging.WARNING,
     )
     if (user is None) == (config is None):
         _fail("pass either --user ID or --config FILE", ExitCode.USAGE)
@@ -196,6 +202,8 @@ def sync(
         _warn_if_readable(config)
     settings = load_settings()
     with _store_errors(settings), _sync_errors(config, personal, settings):
+        import asyncio
+
         result = asyncio.run(_sync(settings, user, personal, kind=kind, dry_run=dry_run))
     if isinstance(result, SyncPreview):
         _show_preview(result, json_output=json_output)

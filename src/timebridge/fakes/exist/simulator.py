@@ -234,6 +234,13 @@ class ExistSimulator:
             redirect_uris=redirect_uris,
         )
 
+    def allow_redirect(self, client_id: str, redirect_uri: str) -> None:
+        """Register one more redirect URI for a client (the demo's, once its port is known)."""
+        with self.world.lock:
+            client = self.world.clients[client_id]
+            if redirect_uri not in client.redirect_uris:
+                client.redirect_uris.append(redirect_uri)
+
     def issue_personal_token(
         self, username: str, client_id: str, *, access_token: str | None = None
     ) -> str:
