@@ -150,8 +150,8 @@ class _Driver(Generic[HttpT]):
 
     @property
     def http(self) -> HttpT:
-        """The HTTP client, opened on first use: a run that never calls an API pays nothing
-        for it (opening one costs about 50 µs; most runs never write to Exist)."""
+        """The HTTP client, opened on first use: a run that never calls an API (most runs
+        never write to Exist) pays nothing for it."""
         if self._http is None:
             if self._closed:
                 raise RuntimeError("the client is closed")

@@ -6,10 +6,9 @@ would pay a TCP (and TLS) handshake per service and leave warm connections behin
 and whoever made the pool closes it.
 
 The clients stay `httpx` clients (their requests, retries and errors are built in one place,
-`timebridge._http`); only the wire under them is aiohttp's. httpcore's pool looks at every
-connection for every queued request whenever a request starts or ends, so at the engine's 64
-runs at once it spent several milliseconds of CPU per request (measured: 12 ms at 64 requests in
-flight, against 0.5 ms here), and its HTTP/1.1 parser is pure Python where aiohttp's is C.
+`timebridge._http`); only the wire under them is aiohttp's, whose pool does not look at every
+connection for every queued request and whose HTTP/1.1 parser is C (why, with figures:
+`bench/README.md`).
 
 What the pool never shares between users: requests carry their own credentials, cookies are
 never kept (a `Set-Cookie` of one user's answer would otherwise ride along with the next user's

@@ -1,7 +1,7 @@
-"""`SyncContext`: everything one sync run needs from the store, loaded in one read.
+"""`SyncContext`: what the store holds for one account's sync run, loaded in one read.
 
-A run used to ask six repositories in turn, a transaction each; at thousands of users an hour
-that is most of a worker's database time. `load_sync_contexts` reads each account's zone
+The `Bridge` turns it into a run (clients from its origins and secrets, the engine's settings).
+`load_sync_contexts` reads each account's zone
 override, its default Toggl connection, its Exist connection, its project mapping and, when a
 run will happen, its ledger and entry snapshot in one read transaction, so they are also one
 consistent snapshot. It reads many accounts at once, four statements for all of them:

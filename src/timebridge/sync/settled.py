@@ -2,8 +2,8 @@
 
 In steady state (hourly runs, nothing tracked since the last one) a run fetches an empty delta
 and plans exactly what the last run planned: nothing. Planning means decoding two weeks of
-entries and splitting each at midnights; across thousands of users an hour that was a third of
-a worker's CPU spent on proving, again, that nothing changed.
+entries and splitting each at midnights, which is not needed to prove, again, that nothing
+changed.
 
 A run that ends with nothing left to do leaves a `Settled` mark: a digest of everything a plan
 depends on besides the clock (the entry snapshot's content, the mapping, the ledger and the
