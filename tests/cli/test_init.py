@@ -115,6 +115,8 @@ def test_init_asks_checks_and_writes_a_private_config_that_sync_reads(
     assert config.toggl.api_token.get_secret_value() == person.toggl_token
     assert config.exist.token.get_secret_value() == person.exist_token
     assert config.toggl.base_url == toggl_url
+    # The only workspace is named, so syncs resolving the mapping need not list workspaces.
+    assert config.toggl.workspace_id == person.toggl_user.default_workspace_id
     next_command = f"timebridge sync --config {default_config} --dry-run"
     assert next_command in result.stdout
 

@@ -111,8 +111,11 @@ def init(
             ExitCode.USAGE,
         )
     chosen = _parse_map(mapping, toggl.projects) if mapping else _ask_mapping(toggl)
+    # One workspace: say so, and every sync that resolves the mapping skips listing them
+    # (a request of the user's small hourly quota).
+    only = toggl.workspaces[0].id if len(toggl.workspaces) == 1 else None
     data: dict[str, Any] = {
-        "toggl": {"api_token": toggl_token, "base_url": toggl_base_url},
+        "toggl": {"api_token": toggl_token, "base_url": toggl_base_url, "workspace_id": only},
         "exist": {"token": exist_token, "base_url": exist_base_url},
         "mapping": chosen,
     }
