@@ -252,13 +252,13 @@ async def follow(client: httpx.AsyncClient, response: httpx.Response) -> Page:
 # --- the site ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def settings(tmp_path: Path, toggl_url: str, exist_api_url: str) -> Settings:
+@pytest.fixture(name="settings")
+def settings_fixture(tmp_path: Path, toggl_url: str, exist_api_url: str) -> Settings:
     return Settings(data_dir=tmp_path, toggl_base_url=toggl_url, exist_base_url=exist_api_url)
 
 
-@pytest.fixture
-async def client(
+@pytest.fixture(name="client")
+async def client_fixture(
     settings: Settings, store: Store, clock: FakeClock
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
@@ -268,8 +268,8 @@ async def client(
         yield client
 
 
-@pytest.fixture
-def world(
+@pytest.fixture(name="world")
+def world_fixture(
     store: Store,
     clock: FakeClock,
     toggl_sim: TogglSimulator,
