@@ -238,3 +238,19 @@ async def test_a_timer_running_for_a_day_and_a_half_is_counted_without_asking_fo
     assert report.outcome is RunOutcome.SUCCEEDED
     assert not any(r.path.endswith("/current") for r in toggl_sim.requests), "it was in range"
     alice.assert_exist_matches_truth()
+
+
+async def test_a_first_look_back_beyond_the_accounts_floor_starts_at_the_floor(
+    accounts: AccountFactory, toggl_sim: TogglSimulator
+) -> None:
+    alice = await accounts.make()
+    alice.toggl_user.history_days = 20  # Toggl lets this account read back 20 days only
+    await alice.map_projects()
+    alice.track("Games", local(BERLIN, days_ago(alice, 12), 19), minutes=33)
+    toggl_sim.clear_requests()
+
+    report = await alice.run()
+
+    assert report.outcome is RunOutcome.SUCCEEDED, report.failures
+    alice.assert_exist_matches_truth()
+    assert [r.status for r in toggl_sim.requests if r.path.endswith("/time_entries")] == [400, 200]

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 #: The time zone read from Exist's profile is trusted for this long before it is read again.
 ZONE_REFRESH_INTERVAL = timedelta(days=1)
+#: How much further back than the window a user's first fetch looks, for a timer left running
+#: since before the window (later fetches know it from the snapshot).
+FIRST_LOOK_BACK = timedelta(days=28)
 #: When Toggl's 402 does not say when the quota frees up, its window is an hour.
 DEFAULT_QUOTA_RESET = timedelta(hours=1)
 
@@ -507,32 +510,44 @@ class SyncRunner:
             # An answer at Toggl's cap may have been cut short: then fetch the range itself.
             if len(changes) < TIME_ENTRIES_CAP:
                 return kept.updated(changes, fetched_at=now)
-        fetched = await toggl.time_entries_between(*needed)
-        fetched.extend(await self._started_before(kept, fetched, needed[0]))
+        # A first look (nothing kept, or nothing since the range began) reaches further back:
+        # Toggl's range selects by start, and a timer left running since before the range
+        # still counts in it. Later fetches know such entries from the snapshot.
+        first_look = kept is None or kept.since < needed[0]
+        start = needed[0] - FIRST_LOOK_BACK if first_look else needed[0]
+        fetched = await self._entries_between(start, needed[1])
+        if not first_look:
+            fetched.extend(await self._started_before(kept, fetched, needed[0]))
         return EntrySnapshot.of(
             (KeptEntry.from_entry(entry) for entry in fetched if not entry.is_deleted), needed, now
         )
 
+    async def _entries_between(self, start: datetime, end: datetime) -> list[TimeEntry]:
+        """Toggl's entries starting in [start, end); a start before the account's floor (Toggl
+        names it) is moved up to the floor once."""
+        toggl = self._settings.toggl
+        try:
+            return await toggl.time_entries_between(start, end)
+        except toggl_errors.StartDateTooEarly as exc:
+            if exc.earliest is None:
+                raise
+            floor = datetime.combine(exc.earliest, datetime.min.time(), tzinfo=UTC)
+            if floor <= start:
+                raise
+            return await toggl.time_entries_between(floor + timedelta(days=1), end)
+
     async def _started_before(
         self, kept: EntrySnapshot | None, fetched: Sequence[TimeEntry], begin: datetime
     ) -> list[TimeEntry]:
-        """Entries that started before `begin` and reach past it: Toggl's range query selects
-        by start, so they are not in `fetched`, yet their time after the window's first
-        midnight counts (a timer left running for weeks).
-
-        Known ones (kept from an earlier fetch, not ended by `begin`) are asked for by id, one
-        request each, which tells whether they were stopped, edited or deleted since. When the
-        bridge has seen nothing recent (a user's first fetch, or the first in over two weeks),
-        `/me/time_entries/current` tells whether a timer runs (one request), unless the fetch
-        holds one already (Toggl runs one timer at a time). Usually none of this costs anything.
-        """
+        """Known entries that started before `begin` and reach past it (a timer left running
+        for weeks): Toggl's range query selects by start, so they are not in `fetched`, yet
+        their time after the window's first midnight counts. Each is asked for by id, one
+        request each, which tells whether it was stopped, edited or deleted since; usually
+        there is none."""
+        if kept is None:
+            return []
         toggl, since = self._settings.toggl, micros(begin)
         seen = {entry.id for entry in fetched}
-        if kept is None or kept.since < begin:
-            if any(entry.is_running for entry in fetched):
-                return []
-            current = await toggl.current_time_entry()
-            return [current] if current is not None and current.start < begin else []
         found: list[TimeEntry] = []
         for entry in kept.entries.values():
             if entry.id in seen or entry.start_us >= since or not entry.reaches(since, since + 1):
