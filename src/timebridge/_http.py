@@ -100,6 +100,12 @@ def shared_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def tls_for(base_url: str) -> ssl.SSLContext | bool:
+    """What a client of `base_url` verifies TLS with: the shared context for https; nothing to
+    load for a plain-http origin (a simulator on loopback), which never speaks TLS."""
+    return shared_ssl_context() if base_url.startswith("https://") else False
+
+
 def _build(http: httpx.Client | httpx.AsyncClient, request: ApiRequest) -> httpx.Request:
     """The request, its URL put together as text and parsed once.
 

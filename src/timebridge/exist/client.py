@@ -21,7 +21,7 @@ from typing import Self, TypeVar
 import httpx
 
 from timebridge import __version__
-from timebridge._http import ApiRequest, AsyncDriver, Operation, SyncDriver, shared_ssl_context
+from timebridge._http import ApiRequest, AsyncDriver, Operation, SyncDriver, tls_for
 from timebridge.clock import Clock, SystemClock
 from timebridge.exist import _api
 from timebridge.exist.errors import AuthenticationError, ExistErrors
@@ -188,7 +188,7 @@ class AsyncExistClient:
             base_url=self._base_url,
             timeout=httpx.Timeout(timeout),
             headers=_HEADERS,
-            verify=shared_ssl_context(),
+            verify=tls_for(self._base_url),
         )
         self._driver = AsyncDriver(
             open_http, ExistErrors(self._credentials.secrets), retry or RetryPolicy()
@@ -488,7 +488,7 @@ class ExistClient:
             base_url=self._base_url,
             timeout=httpx.Timeout(timeout),
             headers=_HEADERS,
-            verify=shared_ssl_context(),
+            verify=tls_for(self._base_url),
         )
         self._driver = SyncDriver(
             open_http, ExistErrors(self._credentials.secrets), retry or RetryPolicy()

@@ -17,7 +17,7 @@ from typing import Self, TypedDict, TypeVar
 import httpx
 
 from timebridge import __version__
-from timebridge._http import AsyncDriver, Operation, SyncDriver, shared_ssl_context
+from timebridge._http import AsyncDriver, Operation, SyncDriver, tls_for
 from timebridge.clock import Clock, SystemClock
 from timebridge.retry import RetryPolicy
 from timebridge.toggl import _api
@@ -98,7 +98,7 @@ class _ClientOptions(TypedDict):
     base_url: str
     timeout: httpx.Timeout
     headers: dict[str, str]
-    verify: ssl.SSLContext
+    verify: ssl.SSLContext | bool
 
 
 def _client_options(
@@ -118,7 +118,7 @@ def _client_options(
         "base_url": base_url,
         "timeout": httpx.Timeout(timeout),
         "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
-        "verify": shared_ssl_context(),
+        "verify": tls_for(base_url),
     }
 
 
