@@ -106,6 +106,9 @@ class _Reader(HTMLParser):
         self.links: list[tuple[str, list[str]]] = []
         self.labels: dict[str, list[str]] = {}
         self.headings: list[tuple[str, list[str]]] = []
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table: list[list[str]] | None = None
+        self._cell: list[str] | None = None
         self._stack: list[str] = []
         self._open_ids: list[tuple[str, int]] = []
         self._form: Form | None = None
@@ -143,6 +146,12 @@ class _Reader(HTMLParser):
         elif tag in {"h1", "h2", "h3"}:
             self._heading = []
             self.headings.append((tag, self._heading))
+        elif tag == "table" and "id" in a:
+            self._table = self.tables[a["id"]] = []
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag in {"td", "th"} and self._table is not None:
+            self._cell = []
         if tag in _VOID:
             return
         self._stack.append(tag)
@@ -179,6 +188,11 @@ class _Reader(HTMLParser):
             self._label = None
         elif tag in {"h1", "h2", "h3"}:
             self._heading = None
+        elif tag == "table":
+            self._table = None
+        elif tag in {"td", "th"} and self._table is not None and self._cell is not None:
+            self._table[-1].append(_words(self._cell))
+            self._cell = None
         if tag in self._stack:
             while self._stack and self._stack.pop() != tag:
                 pass
@@ -188,7 +202,7 @@ class _Reader(HTMLParser):
         self.text.append(data)
         for ident, _ in self._open_ids:
             self.by_id[ident].append(data)
-        for sink in (self._button, self._link, self._label, self._heading):
+        for sink in (self._button, self._link, self._label, self._heading, self._cell):
             if sink is not None:
                 sink.append(data)
         if self._option is not None:
@@ -214,6 +228,7 @@ class Page:
         self._ids = {ident: _words(parts) for ident, parts in reader.by_id.items()}
         self.labels = {ident: _words(parts) for ident, parts in reader.labels.items()}
         self.headings = [(tag, _words(parts)) for tag, parts in reader.headings]
+        self.tables = reader.tables
 
     @property
     def h1(self) -> str:
@@ -221,6 +236,10 @@ class Page:
 
     def by_id(self, ident: str) -> str:
         return self._ids[ident]
+
+    def rows(self, table_id: str) -> list[list[str]]:
+        """The body rows of a table, cell by cell (its header row left out)."""
+        return self.tables[table_id][1:]
 
     def form(self, action: str) -> Form:
         return next(f for f in self.forms if f.action == action and f.method == "post")
