@@ -245,3 +245,19 @@ async def test_the_mapping_page_says_what_to_connect_first(
     page = await get(client, "/mapping")
     assert "Connect Toggl Track first" in page.text
     assert page.links["Connect Toggl Track"] == "/connect/toggl"
+
+
+async def test_a_form_naming_a_project_twice_or_a_huge_id_is_handled(
+    client: httpx.AsyncClient, store: Store, alice: Alice
+) -> None:
+    await sign_in(client, store, alice.account_id)
+    page = await get(client, "/mapping")
+    form = page.form("/mapping").data(**{f"attribute_{alice.series}": "tv_min"})
+    form["project"].append(f"{alice.workspace_id}:{alice.series}")
+    saved = Page(await client.post("/mapping", data=form))
+    assert saved.h1 == "Mapping saved"
+    assert await store.mappings.project_map(alice.account_id) == {alice.series: "tv_min"}
+
+    form["project"].append(f"{alice.workspace_id}:{2**64}")
+    form[f"attribute-{2**64}"] = ["tv_min"]
+    assert (await client.post("/mapping", data=form)).status_code == 400

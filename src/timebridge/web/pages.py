@@ -94,6 +94,8 @@ RUN_FLASHES = {"sync": "sync", "zero-out": "zero_out", "repair": "repair"}
 WINDOW_DAYS = 14
 #: How many runs the status page lists.
 RUN_HISTORY = 50
+#: The longest project name the store keeps.
+PROJECT_NAME_LENGTH = 255
 #: What the delete form asks to be typed.
 DELETE_WORD = "DELETE"
 _COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}")
@@ -531,32 +533,39 @@ def _choices(rows: Iterable[ProjectRow]) -> dict[str, str]:
 def _posted_mapping(
     form: FormData, allowed: Iterable[str]
 ) -> tuple[list[ProjectMapping], list[tuple[str, str]]] | None:
-    """The mapping a form asks for, and the form's fields to post again; None if malformed."""
+    """The mapping a form asks for, and the form's fields to post again; None if the form is
+    not one the mapping page made (ids that are not Toggl ids, an attribute not offered)."""
     allowed = set(allowed)
     chosen: list[ProjectMapping] = []
     fields: list[tuple[str, str]] = []
+    seen: set[int] = set()
     for value in form.getlist("project"):
         if not isinstance(value, str):
             return None
         workspace, _, project = value.partition(":")
-        if not (workspace.isdigit() and project.isdigit()):
+        if not (_toggl_id(workspace) and _toggl_id(project)):
             return None
         attribute = form.get(f"attribute-{project}", "")
         name = form.get(f"name-{project}", "")
         if not isinstance(attribute, str) or not isinstance(name, str):
             return None
+        if int(project) in seen:
+            continue
+        seen.add(int(project))
         fields += [("project", value), (f"name-{project}", name)]
         if not attribute:
             continue
         if attribute not in allowed:
             return None
         fields.append((f"attribute-{project}", attribute))
-        chosen.append(
-            ProjectMapping(
-                int(workspace), int(project), name.strip() or f"project {project}", attribute
-            )
-        )
+        shown = name.strip()[:PROJECT_NAME_LENGTH] or f"project {project}"
+        chosen.append(ProjectMapping(int(workspace), int(project), shown, attribute))
     return chosen, fields
+
+
+def _toggl_id(text: str) -> bool:
+    """Whether `text` is a Toggl id: a positive decimal that fits a 64-bit column."""
+    return text.isascii() and text.isdigit() and 0 < int(text) < 2**63
 
 
 @router.post("/mapping")
