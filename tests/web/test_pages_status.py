@@ -68,8 +68,8 @@ async def test_the_status_page_shows_each_attributes_days_as_the_oracle_says(
     page = await get(client, "/status")
     assert page.h1 == "Status"
     assert [text for tag, text in page.headings if tag == "h2"] == [
-        "Productive time",
         "Watching TV",
+        "Productive time",
         "Run history",
     ]
     for attribute in ("tv_min", "productive_min"):

@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 #: The drawing's own coordinates; the SVG scales to its container's width.
 WIDTH = 640
 HEIGHT = 220
-_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 8, 14, 40
+_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 8, 24, 40
 #: Steps the y axis may use, in minutes: at most `_MAX_TICKS` gridlines above zero.
 _STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 90, 120, 180, 240, 360, 480, 720)
 _MAX_TICKS = 4
@@ -89,7 +89,7 @@ def day_chart(chart_id: str, title: str, days: Sequence[ChartDay]) -> Markup:
             f'<text class="tick" x="{_LEFT - 6}" y="{level + 4:.1f}" '
             f'text-anchor="end">{tick}</text>'
         )
-    parts.append(f'<text class="tick" x="4" y="{_TOP - 3}" text-anchor="start">min</text>')
+    parts.append(f'<text class="tick" x="{_LEFT - 6}" y="11" text-anchor="end">min</text>')
     slot = plot_width / max(len(days), 1)
     bar = slot * 0.34
     for index, day in enumerate(days):

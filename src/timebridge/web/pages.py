@@ -676,11 +676,18 @@ async def status_page(request: Request, viewer: SignedIn) -> Response:
                 ],
             ),
         )
-        for attribute in status.attributes
+        for attribute in sorted(status.attributes, key=lambda a: _attribute_order(a.attribute))
     ]
     return render(
         request, "status.html", viewer, status=status, charts=charts, runs=runs, zone=status.zone
     )
+
+
+def _attribute_order(name: str) -> tuple[int, str]:
+    """The mapping page's order (TV, movies, gaming, productive, neutral, distracting);
+    a custom attribute after them."""
+    order = list(ATTRIBUTES)
+    return (order.index(name) if name in order else len(order), name)
 
 
 def _day_href(attribute: str, day: date) -> str:
