@@ -440,7 +440,23 @@ async def test_home_says_why_a_broken_exist_connection_stopped_syncing(
     page = await get(client, "/")
     assert "Broken: Exist refused the token even after a refresh" in page.text
     assert page.links["Connect Exist"] == "/connect/exist"
+    assert page.links["Disconnect Exist"] == "/disconnect/exist"
     assert page.by_id("next-run") == "No sync is planned: connect Exist first."
+
+
+async def test_home_says_why_toggl_failed(
+    world: World, client: httpx.AsyncClient, store: Store
+) -> None:
+    alice = await world.connect("alice")
+    connection = await store.toggl_connections.default(alice)
+    assert connection is not None
+    await store.toggl_connections.mark_failed(alice, connection.id, "Toggl Track said 403.")
+    await sign_in(client, store, alice)
+    page = await get(client, "/")
+    assert "Broken: Toggl Track said 403. Connect again with a new token." in page.text
+    assert page.links["Connect Toggl Track"] == "/connect/toggl"
+    assert page.links["Disconnect Toggl Track"] == "/disconnect/toggl"
+    assert page.by_id("next-run") == "No sync is planned: connect Toggl Track first."
 
 
 # --- Sync now -------------------------------------------------------------------------------------
