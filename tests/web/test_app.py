@@ -332,3 +332,21 @@ def test_served_over_a_real_socket(served_app: str) -> None:
     metrics = httpx.get(f"{served_app}/metrics")
     assert metrics.status_code == 200
     assert "# TYPE timebridge_sync_runs_total counter" in metrics.text
+
+
+# --- /docs ------------------------------------------------------------------------------------
+
+
+async def test_the_api_docs_load_nothing_from_outside_the_app(store: Store, tmp_path: Path) -> None:
+    import re
+
+    app = create_app(Settings(data_dir=tmp_path), store=store, run_scheduler=False)
+    async with running(app) as client:
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        sources = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+        assert sources, "the page loads Swagger UI's files"
+        for source in sources:
+            assert source.startswith("/"), f"{source} is not served by the app"
+            assert (await client.get(source)).status_code == 200, source
+        assert (await client.get("/openapi.json")).json()["info"]["title"] == "Timebridge"

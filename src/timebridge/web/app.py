@@ -175,6 +175,9 @@ def create_app(
         version=__version__,
         summary="Toggl Track time into Exist.io.",
         lifespan=_lifespan(retry),
+        # Served below from the app's own files: nothing is loaded from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.timebridge = ServiceState(
         settings=settings,
@@ -223,13 +226,29 @@ def create_app(
 def _add_web(app: FastAPI) -> None:
     """The sign-in routes, the pages, the JSON API, their static files and error pages."""
     # Imported here: `create_app` stays importable without the templates' dependencies.
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
     from timebridge.web import api, auth, pages
     from timebridge.web.errors import install_error_handlers
     from timebridge.web.templating import STATIC_DIR
 
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        """The JSON API's interactive documentation (Swagger UI, served by this app)."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Timebridge API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(api.router)
