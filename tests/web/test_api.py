@@ -4,6 +4,7 @@ another's objects, and the whole flow (connect → map → sync → days) equal 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -17,13 +18,16 @@ import pytest
 from fastapi import FastAPI
 
 from tests.sync.oracle import truth
+from timebridge.bridge import Skipped
 from timebridge.clock import FakeClock
 from timebridge.config import Settings
 from timebridge.fakes.exist import ExistSimulator, SimClient
 from timebridge.fakes.toggl import SimUser, TogglSimulator
+from timebridge.jobs import EmbeddedScheduler
 from timebridge.retry import RetryPolicy
 from timebridge.store import AccountNotFound, Store
-from timebridge.web import create_app
+from timebridge.sync.runner import RunReport
+from timebridge.web import SyncScheduler, create_app, service_state
 
 BERLIN = ZoneInfo("Europe/Berlin")
 API = "/api/v1"
@@ -762,6 +766,48 @@ async def test_connect_map_sync_and_the_days_equal_the_oracle(
     today = (await alice.get("/days/productive_min/2026-03-10")).json()
     assert today["toggl_minutes"] == want[("productive_min", date(2026, 3, 10))] + 10
     assert today["exist"] == today["toggl_minutes"]
+
+
+async def test_sync_now_goes_through_a_running_scheduler_one_run_at_a_time(
+    settings: Settings, store: Store, clock: FakeClock, people: Callable[[str], People]
+) -> None:
+    person = people("alice")
+    never = asyncio.Event()
+
+    async def no_cron_time(seconds: float) -> None:
+        await never.wait()
+
+    async def sync_user(account_id: int) -> RunReport | Skipped:
+        bridge = service_state(app).bridge
+        assert bridge is not None
+        return await bridge.sync(account_id)
+
+    scheduler: SyncScheduler = EmbeddedScheduler(
+        cron=settings.sync_cron,
+        list_users=store.accounts.ready_to_sync,
+        sync_user=sync_user,
+        clock=clock,
+        sleep=no_cron_time,
+    )
+    app = create_app(
+        settings, store=store, scheduler=scheduler, clock=clock, retry=RetryPolicy.testing()
+    )
+    site = Site(app, store)
+    async with app.router.lifespan_context(app):
+        try:
+            alice = await site.new_account("alice")
+            await mapped(alice, person)
+            first, second = await asyncio.gather(
+                alice.write("POST", "/sync"), alice.write("POST", "/sync")
+            )
+            assert first.status_code == second.status_code == 200
+            assert first.json() == second.json(), "the same run answers both"
+            assert first.json()["outcome"] == "succeeded"
+            assert len((await alice.get("/runs")).json()) == 1
+            overview = (await alice.get("/overview")).json()
+            assert overview["next_run_at"] == "2026-03-10T12:40:00Z"
+        finally:
+            await site.aclose()
 
 
 async def test_repair_rewrites_what_was_edited_in_exist(
