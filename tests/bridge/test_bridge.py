@@ -196,3 +196,37 @@ async def test_a_failed_run_says_why_in_its_log_line_and_never_the_token(
     assert record.__dict__["error_status"] == 404
     token = world.toggl_users[alice].api_token
     assert token not in caplog.text
+
+
+async def test_runs_of_one_account_never_overlap(
+    world: World,
+    store: Store,
+    clock: FakeClock,
+    exist_sim: ExistSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    alice = await world.connect("alice")
+    bridge = bridge_for(store, clock)
+    exist_sim.faults.add(path="/api/2/attributes/update/", latency=0.2)
+    # Each run reads its context first and records itself last: watch the order they come in.
+    events: list[str] = []
+    read, record = store.sync_context, store.sync_runs.record
+
+    async def reading(account_id: int) -> object:
+        events.append("start")
+        return await read(account_id)
+
+    async def recording(report: RunReport, **kwargs: object) -> object:
+        events.append("end")
+        return await record(report, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "sync_context", reading)
+    monkeypatch.setattr(store.sync_runs, "record", recording)
+
+    reports = await asyncio.gather(bridge.sync(alice), bridge.zero_out(alice), bridge.sync(alice))
+
+    assert all(isinstance(r, RunReport) for r in reports)
+    assert events == ["start", "end"] * 3, "one run at a time"
+    await world.assert_exist_matches_toggl(alice, "alice")

@@ -17,6 +17,7 @@ the ledger and the entry snapshot) and the run record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -75,6 +76,7 @@ class Bridge:
         self._run_history = run_history
         #: What the pages and the API show of an account (no upstream request).
         self.views = Views(store, upstreams.clock)
+        self._locks: dict[int, _AccountLock] = {}
 
     @classmethod
     def from_settings(
@@ -97,7 +99,21 @@ class Bridge:
         return await self.store.accounts.ready_to_sync()
 
     async def sync(self, account_id: int, kind: RunKind = RunKind.SYNC) -> RunReport | Skipped:
-        """One run of `kind` for one account, recorded; never raises for an upstream failure."""
+        """One run of `kind` for one account, recorded; never raises for an upstream failure.
+
+        Runs of one account never overlap in this process (a Zero Out from a page waits for
+        the scheduled sync it meets); across workers, the job engine's per-user lock does it."""
+        held = self._locks.setdefault(account_id, _AccountLock())
+        held.users += 1
+        try:
+            async with held.lock:
+                return await self._sync(account_id, kind)
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                del self._locks[account_id]
+
+    async def _sync(self, account_id: int, kind: RunKind) -> RunReport | Skipped:
         context = await self.store.sync_context(account_id)
         reason = _not_ready(context)
         if reason is not None:
@@ -413,6 +429,14 @@ class Bridge:
         metrics.record_run(
             report.kind, report.outcome, report.duration.total_seconds(), report.values_written
         )
+
+
+class _AccountLock:
+    """One account's run lock, and how many runs hold or wait for it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class _KeepTokens:
