@@ -31,7 +31,15 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Request,
+    expect,
+    sync_playwright,
+)
 from pydantic import SecretStr
 
 from timebridge.clock import FakeClock
@@ -60,6 +68,7 @@ CHROMIUM_ARGS = [
 #: How long a Playwright action or assertion waits before failing (ms): pages answer in
 #: milliseconds here, and a stuck test should fail well inside the suite's budget.
 TIMEOUT_MS = 10_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -250,14 +259,20 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
         browser.close()
 
 
-class Browsing:
-    """Fresh browser contexts (each its own cookie jar: one per person) on the site."""
+#: Where a page may load anything from: this machine (the app, and the simulators' pages).
+_LOCAL = re.compile(r"^(https?://(127\.0\.0\.1|localhost)(:\d+)?/|data:|about:|blob:)")
 
-    def __init__(self, browser: Browser, site: RunningApp, test_name: str) -> None:
+
+class Browsing:
+    """Fresh browser contexts (each its own cookie jar: one per person) on the site. Every
+    request a page makes is watched: one that leaves this machine (a CDN, a font, analytics)
+    fails the test when it ends."""
+
+    def __init__(self, browser: Browser, site: RunningApp) -> None:
         self._browser = browser
         self._site = site
-        self._test = re.sub(r"[^A-Za-z0-9_]+", "-", test_name).strip("-")
         self._contexts: list[BrowserContext] = []
+        self.offsite: list[str] = []
 
     def new_page(self, *, viewport: tuple[int, int] = (1100, 800)) -> Page:
         context = self._browser.new_context(
@@ -268,8 +283,13 @@ class Browsing:
         )
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
+        context.on("request", self._watch)
         self._contexts.append(context)
         return context.new_page()
+
+    def _watch(self, request: Request) -> None:
+        if not _LOCAL.match(request.url):
+            self.offsite.append(request.url)
 
     def close(self) -> None:
         for context in self._contexts:
@@ -277,14 +297,13 @@ class Browsing:
 
 
 @pytest.fixture
-def browsing(
-    browser: Browser, site: RunningApp, request: pytest.FixtureRequest
-) -> Iterator[Browsing]:
-    people = Browsing(browser, site, request.node.name)
+def browsing(browser: Browser, site: RunningApp) -> Iterator[Browsing]:
+    people = Browsing(browser, site)
     try:
         yield people
     finally:
         people.close()
+    assert not people.offsite, f"pages loaded from outside the app: {people.offsite}"
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ Delete my account; and the home page on a phone's screen."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -115,6 +117,7 @@ def test_settings_repair_disconnect_exist_and_delete_the_account(
     page.get_by_role("button", name="Connect with a token").click()
     expect(page.get_by_role("heading", name="Exist connected")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("alice")
+    screenshot(page, "connect-exist-connected")
 
     # Delete my account: typed confirmation, then everything is gone.
     page.goto("/settings")
@@ -150,3 +153,19 @@ def test_home_on_a_phone(
     page.goto("/mapping")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "mapping-phone")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="/docs serves Swagger UI 4.15.5 (swagger-ui-bundle 1.1.0, its newest), which cannot "
+    "render FastAPI's OpenAPI 3.1.0 ('Unable to render this definition'); Swagger UI 5 can. "
+    "Remove this mark once /docs renders.",
+)
+def test_the_api_docs_are_served_by_the_app(browsing: Browsing, site: RunningApp) -> None:
+    """Swagger UI from the app's own files (the off-site guard fails a CDN load) renders."""
+    page = browsing.new_page()
+    page.goto("/docs")
+    title = page.get_by_role("heading", name=re.compile("^Timebridge"))
+    expect(title).to_be_visible(timeout=3000)
+    expect(page.get_by_text("/api/v1/me").first).to_be_visible()
+    screenshot(page, "api-docs")
