@@ -145,8 +145,8 @@ def test_a_second_person_sees_only_their_own_account(
     assert bob_me["exist_username"] == "bob"
     assert alice_me["exist_username"] is None
 
-    # Alice's session cookie is hers alone: a form posted with Bob's page but not his token
-    # (a cross-site request) is refused.
+    # A state-changing form without the session's CSRF token (as another site would post it)
+    # is refused, and Bob stays signed in.
     refused = bob.request.post("/signout", form={"csrf_token": "not-his"})
     assert refused.status == 403
     expect(bob.get_by_role("button", name="Sign out")).to_be_visible()
