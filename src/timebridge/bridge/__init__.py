@@ -29,6 +29,8 @@ from timebridge.bridge.views import (
     DayView,
     EntryPart,
     Overview,
+    ProjectListing,
+    ProjectView,
     StatusView,
     Views,
 )
@@ -45,6 +47,8 @@ __all__ = [
     "PersonalRun",
     "PersonalSync",
     "PlannedWrite",
+    "ProjectListing",
+    "ProjectView",
     "SkipReason",
     "Skipped",
     "StatusView",

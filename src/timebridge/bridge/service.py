@@ -39,7 +39,7 @@ from timebridge.bridge.results import (
     SyncNotPossible,
     SyncPreview,
 )
-from timebridge.bridge.views import Views
+from timebridge.bridge.views import ProjectListing, ProjectView, Views
 from timebridge.clock import Clock
 from timebridge.config import Settings
 from timebridge.exist import AsyncExistClient, ExistTokens, Profile
@@ -182,6 +182,59 @@ class Bridge:
         )
 
     # --- mapping and disconnecting ----------------------------------------------------------
+
+    async def projects(self, account_id: int) -> ProjectListing:
+        """Every project of the default Toggl connection's workspaces (archived ones too:
+        their entries count), with the attribute each feeds. Asks Toggl (the workspaces, then
+        per workspace the projects, and the clients when a project has one): only when the
+        user asks, such as opening the mapping page. Remembers the projects' current names
+        with the mapping. `SyncNotPossible` without a usable connection; upstream errors
+        propagate."""
+        store = self.store
+        connection = await store.toggl_connections.default(account_id)
+        if connection is None or not connection.has_token:
+            raise SyncNotPossible(account_id, SkipReason.NO_TOGGL)
+        token = await store.toggl_connections.token(account_id, connection.id)
+        mapped = await store.mappings.project_map(account_id)
+        found: list[ProjectView] = []
+        async with self.upstreams.toggl(token, connection.origin) as toggl:
+            for workspace in await toggl.workspaces():
+                listed = [
+                    project
+                    async for project in toggl.iter_projects(workspace.id, active="both")
+                    if project.server_deleted_at is None
+                ]
+                clients: dict[int, str] = {}
+                if any(project.client_id is not None for project in listed):
+                    clients = {
+                        c.id: c.name for c in await toggl.clients(workspace.id, status="both")
+                    }
+                found.extend(
+                    ProjectView(
+                        workspace_id=workspace.id,
+                        workspace_name=workspace.name,
+                        project_id=project.id,
+                        name=project.name,
+                        client_id=project.client_id,
+                        client_name=clients.get(project.client_id)
+                        if project.client_id is not None
+                        else None,
+                        color=project.color,
+                        active=project.active,
+                        attribute=mapped.get(project.id),
+                    )
+                    for project in listed
+                )
+            requests = toggl.requests_sent
+        await store.mappings.rename(
+            account_id, {p.project_id: p.name for p in found if p.project_id in mapped}
+        )
+        return ProjectListing(connection.id, tuple(found), requests)
+
+    async def set_time_zone(self, account_id: int, time_zone: str | None) -> None:
+        """The account's own zone (an IANA name), or None to follow Exist's. The next run
+        plans in it; `ValueError` for a name that is not a time zone."""
+        await self.store.accounts.set_time_zone(account_id, time_zone)
 
     async def takeovers(self, account_id: int, attributes: Iterable[str]) -> dict[str, str]:
         """Which of `attributes` another service feeds in Exist now, with its name: what the

@@ -99,6 +99,34 @@ class StatusView:
     attributes: tuple[AttributeDays, ...]
 
 
+@dataclass(frozen=True)
+class ProjectView:
+    """One Toggl project of the account's default connection, and the attribute it feeds."""
+
+    workspace_id: int
+    workspace_name: str
+    project_id: int
+    name: str
+    client_id: int | None
+    client_name: str | None
+    #: Toggl's colour, as it sends it ("#0b83d9").
+    color: str
+    #: False for an archived project (its entries still count).
+    active: bool
+    #: The Exist attribute the project feeds (None: not mapped).
+    attribute: str | None
+
+
+@dataclass(frozen=True)
+class ProjectListing:
+    """The projects of every workspace of the default Toggl connection, and what listing them
+    cost of the user's Toggl quota."""
+
+    connection_id: str
+    projects: tuple[ProjectView, ...]
+    toggl_requests: int
+
+
 class DayNotFound(LookupError):
     """The attribute is not mapped, or the date is outside the window."""
 
@@ -240,6 +268,8 @@ __all__ = [
     "DayView",
     "EntryPart",
     "Overview",
+    "ProjectListing",
+    "ProjectView",
     "StatusView",
     "Views",
 ]

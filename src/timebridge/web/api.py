@@ -675,7 +675,7 @@ async def me(request: Request, viewer: SignedIn) -> MeOut:
 async def patch_me(request: Request, viewer: Changing, changes: MePatch) -> MeOut:
     """Set (or, with null, stop setting) the zone the account's days are counted in."""
     if "time_zone" in changes.model_fields_set:
-        await bridge_of(request).store.accounts.set_time_zone(viewer.account_id, changes.time_zone)
+        await bridge_of(request).set_time_zone(viewer.account_id, changes.time_zone)
     return await _me(request, viewer.account_id, viewer.session.csrf_token)
 
 
@@ -852,41 +852,28 @@ async def projects(request: Request, viewer: SignedIn) -> ProjectsOut:
     """Every project of the default Toggl connection's workspaces (archived ones too: their
     entries count), with the attribute each feeds. Asks Toggl: one request for the
     workspaces, then a few per workspace (projects, clients)."""
-    bridge = bridge_of(request)
-    connection = await bridge.store.toggl_connections.default(viewer.account_id)
-    if connection is None:
-        raise _not_ready(SkipReason.NO_TOGGL)
     try:
-        token = await bridge.store.toggl_connections.token(viewer.account_id, connection.id)
-    except ConnectionPending:
+        listing = await bridge_of(request).projects(viewer.account_id)
+    except (SyncNotPossible, ConnectionPending):
         raise _not_ready(SkipReason.NO_TOGGL) from None
-    mapped = await bridge.store.mappings.project_map(viewer.account_id)
-    found: list[ProjectOut] = []
-    async with bridge.upstreams.toggl(token, connection.origin) as toggl:
-        for workspace in await toggl.workspaces():
-            clients = {client.id: client.name for client in await toggl.clients(workspace.id)}
-            async for project in toggl.iter_projects(workspace.id, active="both"):
-                if project.server_deleted_at is not None:
-                    continue
-                exist_name = mapped.get(project.id)
-                found.append(
-                    ProjectOut(
-                        id=project.id,
-                        workspace_id=workspace.id,
-                        workspace_name=workspace.name,
-                        name=project.name,
-                        client_id=project.client_id,
-                        client_name=clients.get(project.client_id)
-                        if project.client_id is not None
-                        else None,
-                        color=project.color,
-                        active=project.active,
-                        attribute=_template(exist_name) if exist_name is not None else None,
-                        exist_attribute=exist_name,
-                    )
-                )
-        requests = toggl.requests_sent
-    return ProjectsOut(connection_id=connection.id, projects=found, toggl_requests=requests)
+    found = [
+        ProjectOut(
+            id=project.project_id,
+            workspace_id=project.workspace_id,
+            workspace_name=project.workspace_name,
+            name=project.name,
+            client_id=project.client_id,
+            client_name=project.client_name,
+            color=project.color,
+            active=project.active,
+            attribute=_template(project.attribute) if project.attribute is not None else None,
+            exist_attribute=project.attribute,
+        )
+        for project in listing.projects
+    ]
+    return ProjectsOut(
+        connection_id=listing.connection_id, projects=found, toggl_requests=listing.toggl_requests
+    )
 
 
 @router.get("/mapping", response_model=list[MappingItemOut], summary="The mapping")

@@ -442,40 +442,29 @@ async def _mapping_page(bridge: Bridge, account_id: int) -> MappingPage:
     if exist is None or exist.status is not ConnectionStatus.ACTIVE:
         return MappingPage(problem="exist-missing")
     mapping = {m.project_id: m for m in await store.mappings.for_account(account_id)}
-    token = await store.toggl_connections.token(account_id, connection.id)
-    rows: list[ProjectRow] = []
     try:
-        async with bridge.upstreams.toggl(token, connection.origin) as toggl:
-            for workspace in sorted(await toggl.workspaces(), key=lambda w: w.name.casefold()):
-                projects = [p async for p in toggl.iter_projects(workspace.id, active="both")]
-                clients: dict[int, str] = {}
-                if any(p.client_id is not None for p in projects):
-                    clients = {
-                        c.id: c.name for c in await toggl.clients(workspace.id, status="both")
-                    }
-                for project in sorted(projects, key=lambda p: (not p.active, p.name.casefold())):
-                    mapped = mapping.get(project.id)
-                    rows.append(
-                        ProjectRow(
-                            workspace_id=workspace.id,
-                            workspace=workspace.name,
-                            project_id=project.id,
-                            name=project.name,
-                            client=clients.get(project.client_id)
-                            if project.client_id is not None
-                            else None,
-                            colour=project.color
-                            if _COLOUR.fullmatch(project.color)
-                            else _DEFAULT_COLOUR,
-                            archived=not project.active,
-                            attribute=mapped.attribute if mapped is not None else None,
-                        )
-                    )
-            requests = toggl.requests_sent
+        listing = await bridge.projects(account_id)
     except toggl_errors.AuthenticationError:
         return MappingPage(problem="toggl-refused")
     except toggl_errors.TogglError as exc:
         return MappingPage(problem=f"Toggl Track could not list your projects: {exc.message}.")
+    requests = listing.toggl_requests
+    rows = [
+        ProjectRow(
+            workspace_id=project.workspace_id,
+            workspace=project.workspace_name,
+            project_id=project.project_id,
+            name=project.name,
+            client=project.client_name,
+            colour=project.color if _COLOUR.fullmatch(project.color) else _DEFAULT_COLOUR,
+            archived=not project.active,
+            attribute=project.attribute,
+        )
+        for project in sorted(
+            listing.projects,
+            key=lambda p: (p.workspace_name.casefold(), not p.active, p.name.casefold()),
+        )
+    ]
     listed = {row.project_id for row in rows}
     rows.extend(
         ProjectRow(
@@ -887,7 +876,7 @@ async def save_settings(
             "America/New_York, or leave it empty to use Exist's.",
             status_code=400,
         )
-    await bridge_of(request).store.accounts.set_time_zone(viewer.account_id, name or None)
+    await bridge_of(request).set_time_zone(viewer.account_id, name or None)
     return RedirectResponse("/settings?done=time-zone-saved", status_code=303)
 
 
