@@ -230,3 +230,25 @@ async def test_runs_of_one_account_never_overlap(
     assert all(isinstance(r, RunReport) for r in reports)
     assert events == ["start", "end"] * 3, "one run at a time"
     await world.assert_exist_matches_toggl(alice, "alice")
+
+
+async def test_an_attribute_another_integration_holds_is_refused_before_exist_is_asked(
+    world: World, store: Store, clock: FakeClock, exist_sim: ExistSimulator
+) -> None:
+    from timebridge.store import AttributeClaimed, Integration
+
+    alice = await world.connect("alice")
+    await store.claims.claim(alice, "movies_min", Integration.TRAKT)
+    toggl_user = world.toggl_users[alice]
+    films = world.toggl_sim.add_project(toggl_user.default_workspace_id, "Films")
+    projects = [
+        *await store.mappings.for_account(alice),
+        ProjectMapping(toggl_user.default_workspace_id, films.id, "Films", "movies_min"),
+    ]
+    exist_sim.clear_requests()
+
+    with pytest.raises(AttributeClaimed):
+        await bridge_for(store, clock).save_mapping(alice, projects)
+
+    assert exist_sim.requests_to("attributes/acquire/") == [], "nothing taken in Exist"
+    assert films.id not in await store.mappings.project_map(alice)

@@ -268,3 +268,10 @@ async def test_next_never_leaves_the_site(browser: httpx.AsyncClient, toggl_user
         },
     )
     assert response.headers["location"] == "/"
+
+
+async def test_an_api_error_keeps_its_headers(browser: httpx.AsyncClient) -> None:
+    response = await browser.delete("/api/v1/me")  # the route has GET and PATCH only
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.headers["allow"]

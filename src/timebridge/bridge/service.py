@@ -46,11 +46,13 @@ from timebridge.exist import AsyncExistClient, ExistTokens, Profile
 from timebridge.retry import RetryPolicy
 from timebridge.store import (
     Account,
+    AttributeClaimed,
     ConnectionStatus,
     DisconnectReport,
     DuplicateAccount,
     ExistConnection,
     ExistState,
+    Integration,
     ProjectMapping,
     PurgeCounts,
     Store,
@@ -253,6 +255,13 @@ class Bridge:
         """
         store = self.store
         requested = {project.project_id: project.attribute for project in projects}
+        # Refused before Exist is asked: acquiring first would leave an attribute ours there
+        # that the store then refuses to map.
+        holders = await store.claims.holders(account_id)
+        for attribute in sorted(set(requested.values())):
+            holder = holders.get(attribute)
+            if holder is not None and holder != Integration.TOGGL.value:
+                raise AttributeClaimed(attribute, holder)
         previous = await store.mappings.project_map(account_id)
         async with self._exist(account_id) as exist:
             taken_over = await other_owners(exist, requested.values())

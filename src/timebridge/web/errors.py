@@ -61,7 +61,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if is_api(request):
             code = _CODES.get(exc.status_code, "error")
-            return api_error(exc.status_code, code, str(exc.detail))
+            response = api_error(exc.status_code, code, str(exc.detail))
+            # Retry-After, Allow, WWW-Authenticate… stay with the answer.
+            response.headers.update(exc.headers or {})
+            return response
         viewer = await optional_viewer(request)
         title = "Not found" if exc.status_code == 404 else "Something is not right"
         return render(
