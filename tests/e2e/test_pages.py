@@ -155,12 +155,6 @@ def test_home_on_a_phone(
     screenshot(page, "mapping-phone")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="/docs serves Swagger UI 4.15.5 (swagger-ui-bundle 1.1.0, its newest), which cannot "
-    "render FastAPI's OpenAPI 3.1.0 ('Unable to render this definition'); Swagger UI 5 can. "
-    "Remove this mark once /docs renders.",
-)
 def test_the_api_docs_are_served_by_the_app(browsing: Browsing, site: RunningApp) -> None:
     """Swagger UI from the app's own files (the off-site guard fails a CDN load) renders."""
     page = browsing.new_page()
