@@ -2,11 +2,14 @@
 
 from timebridge.toggl._api import SINCE_MAX_AGE, TIME_ENTRIES_CAP
 from timebridge.toggl.client import (
+    CONNECTION_HEADER,
     DEFAULT_BASE_URL,
     AsyncTogglClient,
+    GatewayKeyAuth,
     QuotaSnapshot,
     TogglClient,
     TogglTokenAuth,
+    gateway_base_url,
 )
 from timebridge.toggl.errors import (
     AuthenticationError,
@@ -38,6 +41,7 @@ from timebridge.toggl.models import (
 )
 
 __all__ = [
+    "CONNECTION_HEADER",
     "DEFAULT_BASE_URL",
     "SINCE_MAX_AGE",
     "TIME_ENTRIES_CAP",
@@ -47,6 +51,7 @@ __all__ = [
     "ClientCreate",
     "ClientUpdate",
     "CredentialsMissing",
+    "GatewayKeyAuth",
     "InvalidRequest",
     "Me",
     "NotFound",
@@ -69,4 +74,5 @@ __all__ = [
     "TransportError",
     "Workspace",
     "WorkspaceUser",
+    "gateway_base_url",
 ]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import Self, TypedDict, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -46,6 +47,10 @@ T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.track.toggl.com/api/v9/"
 USER_AGENT = f"timebridge/{__version__}"
+#: Where a Timebridge gateway serves the Toggl Track API, below its own URL.
+GATEWAY_TOGGL_PATH = "/toggl-track/api/v9"
+#: The header naming which of the key owner's Toggl connections a request uses.
+CONNECTION_HEADER = "Timebridge-Connection"
 
 
 class TogglTokenAuth(httpx.BasicAuth):
@@ -58,6 +63,62 @@ class TogglTokenAuth(httpx.BasicAuth):
 
     def __repr__(self) -> str:
         return "TogglTokenAuth(<hidden>)"
+
+
+def _printable(value: str) -> bool:
+    return all(" " < char < "\x7f" or char > "\xa0" for char in value)
+
+
+class GatewayKeyAuth(httpx.Auth):
+    """A Timebridge gateway's API key, sent as `Authorization: Bearer <key>`; never shown."""
+
+    def __init__(self, key: str) -> None:
+        key = key.strip() if key else ""
+        if not key:
+            raise ValueError("the gateway key is empty")
+        if not _printable(key):
+            raise ValueError("the gateway key contains spaces or control characters")
+        self._header = f"Bearer {key}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "GatewayKeyAuth(<hidden>)"
+
+
+def gateway_base_url(url: str) -> str:
+    """The Toggl Track v9 base URL of the Timebridge gateway at `url`.
+
+    `url` is where the gateway is served (`https://timebridge.example`, with a path prefix if a
+    proxy adds one); its `/toggl-track` or `/toggl-track/api/v9` URL names the same gateway.
+    """
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"the gateway URL {text!r} is not an http(s) URL (e.g. https://timebridge.example)"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(
+            f"the gateway URL {text!r} must not carry a query, a fragment or credentials"
+        )
+    path = parts.path.rstrip("/")
+    for suffix in (GATEWAY_TOGGL_PATH, "/toggl-track"):
+        if path.endswith(suffix):
+            path = path.removesuffix(suffix)
+            break
+    return f"{parts.scheme}://{parts.netloc}{path}{GATEWAY_TOGGL_PATH}/"
+
+
+def _connection_header(connection: str | None) -> dict[str, str]:
+    if connection is None:
+        return {}
+    connection = connection.strip()
+    if not connection or not _printable(connection):
+        raise ValueError(f"{connection!r} is not a connection id")
+    return {CONNECTION_HEADER: connection}
 
 
 @dataclass(frozen=True)
@@ -106,6 +167,7 @@ def _client_options(
     auth: httpx.Auth | None,
     base_url: str,
     timeout: float,
+    headers: dict[str, str] | None = None,
 ) -> _ClientOptions:
     if auth is None:
         if api_token is None:
@@ -117,17 +179,66 @@ def _client_options(
         "auth": auth,
         "base_url": base_url,
         "timeout": httpx.Timeout(timeout),
-        "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+        "headers": {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
         "verify": tls_for(base_url),
     }
+
+
+@dataclass(frozen=True)
+class _Gateway:
+    """How a client reaches Toggl through a Timebridge gateway."""
+
+    base_url: str
+    auth: GatewayKeyAuth
+    headers: dict[str, str]
+    connection: str | None
+
+    @classmethod
+    def at(cls, url: str, key: str, connection: str | None) -> _Gateway:
+        headers = _connection_header(connection)
+        return cls(
+            gateway_base_url(url), GatewayKeyAuth(key), headers, headers.get(CONNECTION_HEADER)
+        )
+
+    def options(self, timeout: float) -> _ClientOptions:
+        return _client_options(None, self.auth, self.base_url, timeout, self.headers)
+
+    @property
+    def peer(self) -> str:
+        return f"the Timebridge gateway at {self.base_url.removesuffix(GATEWAY_TOGGL_PATH + '/')}"
+
+
+def _through(
+    gateway: str | None,
+    key: str | None,
+    connection: str | None,
+    api_token: str | None,
+    auth: httpx.Auth | None,
+) -> _Gateway | None:
+    if gateway is None:
+        if key is not None or connection is not None:
+            raise ValueError("a gateway key or connection needs the gateway's URL (gateway=...)")
+        return None
+    if key is None:
+        raise ValueError("a gateway needs its API key (key=...)")
+    if api_token is not None or auth is not None:
+        raise ValueError("through a gateway, give its key, not a Toggl token or auth")
+    return _Gateway.at(gateway, key, connection)
+
+
+def _repr(kind: str, base_url: str, gateway: _Gateway | None) -> str:
+    if gateway is None or gateway.connection is None:
+        return f"{kind}(base_url={base_url!r})"
+    return f"{kind}(base_url={base_url!r}, connection={gateway.connection!r})"
 
 
 class AsyncTogglClient:
     """Async client for the Toggl Track v9 API.
 
-    Authenticates with an API token (or any `httpx.Auth`, such as a gateway's bearer key); the
-    base URL points at Toggl, the simulator, or a Timebridge gateway. Use it as an async context
-    manager, or call `aclose()`.
+    Authenticates with an API token (or any `httpx.Auth`); the base URL points at Toggl or the
+    simulator. Through a Timebridge gateway, give its URL and API key instead
+    (`AsyncTogglClient.through_gateway(url, key, connection=...)`, or `gateway=`/`key=`): the
+    gateway holds the Toggl token. Use it as an async context manager, or call `aclose()`.
     """
 
     def __init__(
@@ -140,20 +251,64 @@ class AsyncTogglClient:
         timeout: float = 30.0,
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        gateway: str | None = None,
+        key: str | None = None,
+        connection: str | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
         self._quota = _QuotaTracker(self._clock)
-        options = _client_options(api_token, auth, base_url, timeout)
+        through = _through(gateway, key, connection, api_token, auth)
+        options = (
+            _client_options(api_token, auth, base_url, timeout)
+            if through is None
+            else through.options(timeout)
+        )
         self._base_url = options["base_url"]
+        self._gateway = through
         self._driver = AsyncDriver(
             functools.partial(httpx.AsyncClient, transport=transport, **options),
-            TogglErrors(self._clock),
+            TogglErrors(self._clock, peer="Toggl Track" if through is None else through.peer),
             retry or RetryPolicy(),
             self._quota.observe,
         )
 
+    @classmethod
+    def through_gateway(
+        cls,
+        url: str,
+        key: str,
+        *,
+        connection: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> Self:
+        """A client that reaches Toggl through the Timebridge gateway at `url` with its API
+        `key` (`Authorization: Bearer`), using the key owner's Toggl `connection` (sent as
+        `Timebridge-Connection`), or their default connection when None."""
+        return cls(
+            gateway=url,
+            key=key,
+            connection=connection,
+            retry=retry,
+            timeout=timeout,
+            clock=clock,
+            transport=transport,
+        )
+
     def __repr__(self) -> str:
-        return f"AsyncTogglClient(base_url={self._base_url!r})"
+        return _repr("AsyncTogglClient", self._base_url, self._gateway)
+
+    @property
+    def base_url(self) -> str:
+        """The Toggl Track v9 base URL requests go to (Toggl's, a simulator's, a gateway's)."""
+        return self._base_url
+
+    @property
+    def connection(self) -> str | None:
+        """The gateway connection this client names, if it goes through a gateway with one."""
+        return None if self._gateway is None else self._gateway.connection
 
     @property
     def quota(self) -> QuotaSnapshot | None:
@@ -347,7 +502,8 @@ class AsyncTogglClient:
 
 
 class TogglClient:
-    """Synchronous client for the Toggl Track v9 API, with the same methods as the async one."""
+    """Synchronous client for the Toggl Track v9 API, with the same methods as the async one
+    (and the same ways in: a Toggl token, or `TogglClient.through_gateway(url, key, ...)`)."""
 
     def __init__(
         self,
@@ -359,20 +515,64 @@ class TogglClient:
         timeout: float = 30.0,
         clock: Clock | None = None,
         transport: httpx.BaseTransport | None = None,
+        gateway: str | None = None,
+        key: str | None = None,
+        connection: str | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
         self._quota = _QuotaTracker(self._clock)
-        options = _client_options(api_token, auth, base_url, timeout)
+        through = _through(gateway, key, connection, api_token, auth)
+        options = (
+            _client_options(api_token, auth, base_url, timeout)
+            if through is None
+            else through.options(timeout)
+        )
         self._base_url = options["base_url"]
+        self._gateway = through
         self._driver = SyncDriver(
             functools.partial(httpx.Client, transport=transport, **options),
-            TogglErrors(self._clock),
+            TogglErrors(self._clock, peer="Toggl Track" if through is None else through.peer),
             retry or RetryPolicy(),
             self._quota.observe,
         )
 
+    @classmethod
+    def through_gateway(
+        cls,
+        url: str,
+        key: str,
+        *,
+        connection: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        clock: Clock | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> Self:
+        """A client that reaches Toggl through the Timebridge gateway at `url` with its API
+        `key` (`Authorization: Bearer`), using the key owner's Toggl `connection` (sent as
+        `Timebridge-Connection`), or their default connection when None."""
+        return cls(
+            gateway=url,
+            key=key,
+            connection=connection,
+            retry=retry,
+            timeout=timeout,
+            clock=clock,
+            transport=transport,
+        )
+
     def __repr__(self) -> str:
-        return f"TogglClient(base_url={self._base_url!r})"
+        return _repr("TogglClient", self._base_url, self._gateway)
+
+    @property
+    def base_url(self) -> str:
+        """The Toggl Track v9 base URL requests go to (Toggl's, a simulator's, a gateway's)."""
+        return self._base_url
+
+    @property
+    def connection(self) -> str | None:
+        """The gateway connection this client names, if it goes through a gateway with one."""
+        return None if self._gateway is None else self._gateway.connection
 
     @property
     def quota(self) -> QuotaSnapshot | None:

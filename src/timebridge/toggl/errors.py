@@ -30,6 +30,11 @@ _START_DATE_FLOOR = re.compile(r"start_date must not be earlier than\s+(\d{4}-\d
 class TogglError(UpstreamError):
     """Any failure talking to Toggl Track."""
 
+    #: The `code` of a Timebridge gateway's own JSON error (`{"error": {"code", "message"}}`):
+    #: set when the gateway answered for itself (a refused key, a missing scope, an unreachable
+    #: Toggl), None when the answer is Toggl's, passed through, or no gateway is in between.
+    gateway_code: str | None = None
+
 
 class AuthenticationError(TogglError):
     """401/403: the API token is wrong, revoked, or lacks access to the resource."""
@@ -144,6 +149,26 @@ def _said(parsed: object) -> str | None:
     return None
 
 
+def gateway_error(response: httpx.Response) -> tuple[str, str] | None:
+    """The `(code, message)` of a Timebridge gateway's JSON error, or None for any other body.
+
+    The gateway answers for itself with `{"error": {"code": "...", "message": "..."}}`; Toggl's
+    own errors (JSON strings, plain text, empty bodies) never have that shape.
+    """
+    if "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        parsed = json.loads(response.content)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or not isinstance(error := parsed.get("error"), dict):
+        return None
+    code, message = error.get("code"), error.get("message")
+    if not isinstance(code, str) or not code:
+        return None
+    return code, " ".join(message.split())[:300] if isinstance(message, str) else ""
+
+
 def toggl_message(response: httpx.Response) -> str:
     """Toggl's explanation in a response, short and on one line; "" when there is none.
 
@@ -185,11 +210,22 @@ def error_for_response(
 ) -> TogglError | None:
     """The exception a Toggl response stands for, or None if it is a success.
 
-    `clock` (the client's; the system clock if None) dates a quota's reset.
+    `clock` (the client's; the system clock if None) dates a quota's reset. A Timebridge
+    gateway's own error maps by its status like Toggl's (401/403 a refused key or scope, 429 its
+    rate limit or quota guard, 502/504 an unreachable or silent Toggl) and keeps its code in
+    `gateway_code`.
     """
     status = response.status_code
     if status < 400:
         return None
+    error = _error_for_status(response, status, clock)
+    gateway = gateway_error(response)
+    if gateway is not None:
+        error.gateway_code = gateway[0]
+    return error
+
+
+def _error_for_status(response: httpx.Response, status: int, clock: Clock | None) -> TogglError:
     said = toggl_message(response)
     message = said or _status_words(response)
     if status == 401 and response.headers.get(AUTHORIZATION_MISSING_HEADER, "").lower() == "true":
@@ -223,23 +259,28 @@ def error_for_response(
     return InvalidRequest(message, status_code=status)
 
 
-def error_for_transport(error: httpx.TransportError) -> TogglError:
-    """The exception for a request that got no usable response."""
+def error_for_transport(error: httpx.TransportError, *, peer: str = "Toggl Track") -> TogglError:
+    """The exception for a request that got no usable response from `peer` (Toggl itself, or
+    the gateway in between)."""
     reason = transport_retry_reason(error)
     kind = type(error).__name__
-    return TransportError(f"no answer from Toggl Track ({kind}: {error})", reason=reason)
+    return TransportError(f"no answer from {peer} ({kind}: {error})", reason=reason)
 
 
 class TogglErrors:
-    """The `ErrorTranslator` for Toggl Track; `clock` dates quota resets (the system's if None)."""
+    """The `ErrorTranslator` for Toggl Track; `clock` dates quota resets (the system's if None).
+
+    `peer` names who the client talks to, for messages about an answer that never came.
+    """
 
     service = "toggl"
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, peer: str = "Toggl Track") -> None:
         self._clock = clock
+        self._peer = peer
 
     def for_response(self, response: httpx.Response) -> TogglError | None:
         return error_for_response(response, clock=self._clock)
 
     def for_transport(self, error: httpx.TransportError) -> TogglError:
-        return error_for_transport(error)
+        return error_for_transport(error, peer=self._peer)
