@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     #: else will), no for PostgreSQL, where `timebridge db upgrade` runs once per deploy rather
     #: than every worker racing to migrate.
     auto_migrate: bool | None = None
+    #: The gateway: requests per second one API key may make (a burst of as many is allowed),
+    #: upstream timeouts (connect → 504, read → 504) and the largest upstream answer passed on.
+    gateway_rate_limit: float = Field(default=10.0, gt=0, le=100_000)
+    gateway_connect_timeout: float = Field(default=5.0, gt=0, le=300)
+    gateway_read_timeout: float = Field(default=30.0, gt=0, le=600)
+    gateway_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     @field_validator("public_url")
     @classmethod

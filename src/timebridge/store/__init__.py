@@ -10,6 +10,7 @@ Import from here; the modules behind it are free to move.
 """
 
 from timebridge.store._store import Store, open_store
+from timebridge.store.api_keys import ApiKey, ApiKeyNotFound, ApiKeyRepository, AuditRecord
 from timebridge.store.context import ExistState, RunSecrets, SyncContext, TogglState
 from timebridge.store.crypto import SecretBox, new_key
 from timebridge.store.database import Database, create_engine
@@ -53,8 +54,12 @@ __all__ = [
     "Account",
     "AccountNotFound",
     "AccountRepository",
+    "ApiKey",
+    "ApiKeyNotFound",
+    "ApiKeyRepository",
     "AttributeClaimed",
     "AttributeStillMapped",
+    "AuditRecord",
     "ClaimRepository",
     "ConnectionNotFound",
     "ConnectionPending",

@@ -7,6 +7,7 @@ from types import TracebackType
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
 from timebridge.store._batching import Batcher
+from timebridge.store.api_keys import ApiKeyRepository
 from timebridge.store.context import SyncContext, load_sync_contexts
 from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
@@ -42,6 +43,8 @@ class Store:
         self.ledger = SqlLedgerStore(database, clock)
         self.sessions = SessionRepository(database, clock)
         self.login_links = LoginLinkRepository(database, clock)
+        #: Gateway API keys and the audit trail of writes made through the gateway.
+        self.api_keys = ApiKeyRepository(database, clock)
         self._contexts: Batcher[int, SyncContext] = Batcher(self._load_contexts)
 
     def __repr__(self) -> str:

@@ -334,6 +334,48 @@ class LoginLinkRow(Base):
     used_at: Mapped[datetime | None]
 
 
+class ApiKeyRow(Base):
+    """A gateway API key (`tb_…`). Only its SHA-256 is stored, with a display prefix: the key
+    itself is shown once, when it is created."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(LocalId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    #: SHA-256 of the whole key, hex.
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The key's first characters, to recognise it in lists and the audit trail.
+    prefix: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    #: Space-separated scopes (`proxy:read proxy:write connections:read connections:write`).
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    #: Written at most once a minute (a request is a read).
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditRow(Base):
+    """One write made through the gateway: who, what, when, how it ended; never a body."""
+
+    __tablename__ = "gateway_audit"
+    __table_args__ = (Index("ix_gateway_audit_account_id_at", "account_id", "at"),)
+
+    id: Mapped[int] = mapped_column(LocalId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    key_id: Mapped[int | None] = mapped_column(LocalId)
+    key_prefix: Mapped[str] = mapped_column(String(32))
+    connection_id: Mapped[str | None] = mapped_column(String(36))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    status: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+
 def encrypted_columns() -> list[tuple[str, str]]:
     """(table, column) of every ciphertext column, in a stable order."""
     return [

@@ -253,3 +253,7 @@ def _add_web(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(api.router)
     install_error_handlers(app)
+    # The gateway: `/toggl-track/…` and `/connections` behind API keys.
+    from timebridge.gateway import install as install_gateway
+
+    install_gateway(app)

@@ -14,8 +14,13 @@ from timebridge.web.templating import render
 API_PREFIX = "/api/"
 
 
+#: The gateway's paths answer JSON errors too.
+GATEWAY_PREFIXES = ("/toggl-track", "/connections/")
+
+
 def is_api(request: Request) -> bool:
-    return request.url.path.startswith(API_PREFIX)
+    path = request.url.path
+    return path.startswith((API_PREFIX, *GATEWAY_PREFIXES)) or path == "/connections"
 
 
 def api_error(status: int, code: str, message: str) -> JSONResponse:

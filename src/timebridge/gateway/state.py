@@ -1,0 +1,75 @@
+"""What the gateway keeps between requests: the rate limiter, the quota guard and the HTTP
+client to Toggl (over the bridge's shared connection pool)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
+
+import httpx
+from fastapi import FastAPI, Request
+
+from timebridge.config import Settings
+from timebridge.gateway.limits import QuotaGuard, RateLimiter
+from timebridge.web.state import service_state
+
+
+@dataclass
+class GatewayState:
+    limiter: RateLimiter
+    guard: QuotaGuard
+    http: httpx.AsyncClient
+    settings: Settings
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        s = self.settings
+        return httpx.Timeout(
+            connect=s.gateway_connect_timeout,
+            read=s.gateway_read_timeout,
+            write=s.gateway_read_timeout,
+            pool=s.gateway_connect_timeout,
+        )
+
+
+def gateway_state(request: Request) -> GatewayState:
+    state = getattr(request.app.state, "gateway", None)
+    if state is None:
+        raise RuntimeError("the gateway has not started")
+    return cast(GatewayState, state)
+
+
+def install_lifespan(app: FastAPI) -> None:
+    """Start the gateway's state after the app's own startup (the bridge and its pool exist
+    then) and close it before the app's shutdown."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with inner(app):
+            service = service_state(app)
+            bridge = service.bridge
+            pool = bridge.upstreams._pool if bridge is not None else None
+            http = httpx.AsyncClient(
+                transport=pool.lend() if pool is not None else None,
+                follow_redirects=False,
+                trust_env=False,
+            )
+            app.state.gateway = GatewayState(
+                limiter=RateLimiter(service.settings.gateway_rate_limit),
+                guard=QuotaGuard(),
+                http=http,
+                settings=service.settings,
+            )
+            try:
+                yield
+            finally:
+                app.state.gateway = None
+                await http.aclose()
+
+    app.router.lifespan_context = lifespan
+
+
+__all__ = ["GatewayState", "gateway_state", "install_lifespan"]
