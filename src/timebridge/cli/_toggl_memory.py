@@ -3,7 +3,8 @@
 Toggl allows 30 user-scoped requests an hour. Without memory every workspace-scoped command
 would first spend a `GET /me` to learn the default workspace, and every table of entries would
 need the user's time zone and the names of projects. So the CLI keeps, per token and base URL
-(a fingerprint of both, never the token itself), the part of `/me` it needs and the project
+(a fingerprint of both, never the token itself; through a gateway, per key, gateway and
+connection), the part of `/me` it needs and the project
 names it has seen, in `toggl-cache.json` beside the config file (mode 0600). It is only a
 cache: `timebridge toggl me` refreshes the profile, a remembered workspace that Toggl refuses
 (403/404) is looked up again, and deleting the file costs one request.
@@ -19,6 +20,12 @@ from typing import Any
 from timebridge.cli._config import load_cache, save_cache
 
 CACHE_NAME = "toggl"
+
+
+def gateway_memory_key(gateway_url: str, connection: str | None) -> str:
+    """The memory key of an account reached through a gateway: its URL and the connection
+    (each connection is a Toggl account of its own); with the key, it names the entry."""
+    return f"gateway {gateway_url.strip().rstrip('/')} {connection or ''}".rstrip()
 
 
 def fingerprint(token: str, base_url: str) -> str:

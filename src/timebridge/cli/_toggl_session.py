@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from timebridge.cli._output import ExitCode, fail
 from timebridge.cli._toggl_format import human
-from timebridge.cli._toggl_memory import RememberedProfile, TogglMemory
+from timebridge.cli._toggl_memory import RememberedProfile, TogglMemory, gateway_memory_key
 from timebridge.clock import Clock
 from timebridge.toggl import (
     AuthenticationError,
@@ -36,6 +37,19 @@ from timebridge.toggl import (
 )
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A Timebridge gateway the CLI reaches Toggl through, instead of holding a Toggl token."""
+
+    url: str
+    key: str
+    #: The key owner's Toggl connection to use; None: their default one.
+    connection: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Gateway(url={self.url!r}, key=<hidden>, connection={self.connection!r})"
 
 
 class TogglSession:
@@ -135,16 +149,32 @@ def _floor_message(error: StartDateTooEarly, now: datetime) -> str:
     )
 
 
-def describe(error: TogglError, now: datetime) -> tuple[str, ExitCode]:
+def _refused(error: AuthenticationError, through_gateway: bool) -> str:
+    if not through_gateway:
+        return f"authentication failed ({error.message}); check your API token"
+    if error.gateway_code is None:
+        # Toggl's own 401/403, passed through: the token stored behind the connection.
+        return (
+            f"Toggl refused the connection's stored token ({error.message}); "
+            "reconnect Toggl on the gateway, or pick another --connection"
+        )
+    if error.status_code == 403:
+        return f"the gateway refused ({error.message}); the key lacks a scope this command needs"
+    return f"the gateway refused the key ({error.message}); check --key / TIMEBRIDGE_GATEWAY_KEY"
+
+
+def describe(
+    error: TogglError, now: datetime, *, through_gateway: bool = False
+) -> tuple[str, ExitCode]:
     """One line for the person at the terminal, and the exit code scripts see."""
     if isinstance(error, AuthenticationError):
-        return f"authentication failed ({error.message}); check your API token", (
-            ExitCode.AUTHENTICATION
-        )
+        return _refused(error, through_gateway), ExitCode.AUTHENTICATION
     if isinstance(error, QuotaExceeded):
         wait = "" if error.resets_in is None else f"; it resets in {human(error.resets_in)}"
         return f"Toggl's hourly API quota is used up{wait}", ExitCode.QUOTA
     if isinstance(error, NotFound):
+        if through_gateway and error.gateway_code is not None:
+            return f"the gateway: {error.message}", ExitCode.NOT_FOUND
         return f"not found ({error.message})", ExitCode.NOT_FOUND
     if isinstance(error, RateLimited | ServerError | TransportError):
         return str(error), ExitCode.UNAVAILABLE
@@ -155,6 +185,8 @@ def describe(error: TogglError, now: datetime) -> tuple[str, ExitCode]:
             "the request reached Toggl without credentials (did a proxy drop them?)",
             ExitCode.AUTHENTICATION,
         )
+    if through_gateway and error.gateway_code is not None and error.status_code == 400:
+        return f"the gateway: {error.message}", ExitCode.USAGE
     return str(error), ExitCode.OTHER
 
 
@@ -166,24 +198,36 @@ def open_session(
     clock: Clock,
     *,
     memory_key: str,
+    gateway: Gateway | None = None,
 ) -> Iterator[TogglSession]:
     """A session for one command; what it learnt is remembered even when the command fails.
 
     `memory_key` is the base URL as configured ("" for Toggl itself): with the token, it names
-    the account's entry in the CLI's memory.
+    the account's entry in the CLI's memory. Through a `gateway`, the token and base URL are not
+    used: the gateway's key, URL and connection name the account instead.
     """
-    if not token:
-        fail(
-            "no Toggl API token: pass --token, set TOGGL_API_TOKEN, or run "
-            "`timebridge toggl login`",
-            ExitCode.USAGE,
-        )
-    memory = TogglMemory(token, memory_key)
     try:
-        with TogglClient(token, base_url=base_url, clock=clock) as client:
+        if gateway is not None:
+            client = TogglClient.through_gateway(
+                gateway.url, gateway.key, connection=gateway.connection, clock=clock
+            )
+            memory = TogglMemory(gateway.key, gateway_memory_key(gateway.url, gateway.connection))
+        elif token:
+            client = TogglClient(token, base_url=base_url, clock=clock)
+            memory = TogglMemory(token, memory_key)
+        else:
+            fail(
+                "no Toggl API token: pass --token, set TOGGL_API_TOKEN, or run "
+                "`timebridge toggl login` (or go through a gateway: --gateway URL --key KEY)",
+                ExitCode.USAGE,
+            )
+    except ValueError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    try:
+        with client:
             yield TogglSession(client, memory, configured_workspace)
     except TogglError as exc:
-        message, code = describe(exc, clock.now())
+        message, code = describe(exc, clock.now(), through_gateway=gateway is not None)
         fail(f"Toggl Track: {message}", code)
     except ValidationError as exc:
         first = exc.errors()[0]

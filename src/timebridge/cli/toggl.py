@@ -3,7 +3,9 @@
 Tables by default, `--json` for scripts; every write says what it will do and asks first unless
 `--yes`, before any request (a declined write spends nothing); errors are one line and a
 distinct exit code. The API token comes from `--token`, `TOGGL_API_TOKEN` or the config file
-(`timebridge toggl login`), and is never printed.
+(`timebridge toggl login`), and is never printed. Through a Timebridge gateway
+(`--gateway URL --key KEY [--connection ID]`, or `TIMEBRIDGE_GATEWAY_URL`, `…_KEY`,
+`…_CONNECTION`) no Toggl token is needed; the key is never printed either.
 
 Toggl allows 30 user-scoped requests an hour, so the default workspace, the time zone and
 project names are remembered between commands (see `_toggl_memory`). Instants are shown, and
@@ -41,11 +43,11 @@ from timebridge.cli._toggl_format import (
     parse_duration,
     parse_instant,
 )
-from timebridge.cli._toggl_memory import TogglMemory
+from timebridge.cli._toggl_memory import TogglMemory, gateway_memory_key
 from timebridge.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
-    from timebridge.cli._toggl_session import TogglSession
+    from timebridge.cli._toggl_session import Gateway, TogglSession
     from timebridge.toggl import TimeEntry
 
 #: The CLI's notion of "now"; tests replace it to agree with a simulator's fake clock.
@@ -81,6 +83,27 @@ class _Settings:
     base_url: str | None
     #: The config file's `workspace_id`, if any.
     workspace: int | None
+    #: Through a Timebridge gateway: its URL, API key and connection (no gateway: None).
+    gateway: str | None = None
+    key: str | None = None
+    connection: str | None = None
+
+    def __repr__(self) -> str:
+        return f"_Settings(base_url={self.base_url!r}, gateway={self.gateway!r}, <secrets hidden>)"
+
+    def through(self) -> Gateway | None:
+        from timebridge.cli._toggl_session import Gateway
+
+        if self.gateway is None or self.key is None:
+            return None
+        return Gateway(self.gateway, self.key, self.connection)
+
+    def memory(self) -> TogglMemory | None:
+        if self.gateway is not None:
+            if not self.key:
+                return None
+            return TogglMemory(self.key, gateway_memory_key(self.gateway, self.connection))
+        return TogglMemory(self.token, self.base_url or "") if self.token else None
 
 
 @toggl_app.callback()
@@ -93,15 +116,52 @@ def _toggl(
         None,
         "--base-url",
         envvar="TOGGL_BASE_URL",
-        help="API base URL (default: Toggl Track's own; or a simulator, or a gateway).",
+        help="API base URL (default: Toggl Track's own; or a simulator).",
+    ),
+    gateway: str | None = typer.Option(
+        None,
+        "--gateway",
+        envvar="TIMEBRIDGE_GATEWAY_URL",
+        help="Go through this Timebridge gateway (its URL) instead of using a Toggl token.",
+        show_default=False,
+    ),
+    key: str | None = typer.Option(
+        None,
+        "--key",
+        envvar="TIMEBRIDGE_GATEWAY_KEY",
+        help="The gateway's API key (tb_…); never printed.",
+        show_default=False,
+    ),
+    connection: str | None = typer.Option(
+        None,
+        "--connection",
+        envvar="TIMEBRIDGE_GATEWAY_CONNECTION",
+        help="The gateway connection to use (default: the key owner's default one).",
+        show_default=False,
     ),
 ) -> None:
+    gateway, key, connection = gateway or None, key or None, connection or None
+    if gateway is None and (key is not None or connection is not None):
+        fail(
+            "--key and --connection are a gateway's: give its URL too "
+            "(--gateway or TIMEBRIDGE_GATEWAY_URL)",
+            ExitCode.USAGE,
+        )
+    if gateway is not None and key is None:
+        fail(
+            "no gateway key: pass --key or set TIMEBRIDGE_GATEWAY_KEY "
+            "(`timebridge keys create` makes one)",
+            ExitCode.USAGE,
+        )
     try:
         configured = config_value("toggl", "workspace_id")
         ctx.obj = _Settings(
             token=token or config_value("toggl", "api_token"),
             base_url=base_url or config_value("toggl", "base_url"),
             workspace=int(configured) if configured else None,
+            gateway=gateway,
+            key=key,
+            connection=connection,
         )
     except ConfigError as exc:
         fail(str(exc), ExitCode.USAGE)
@@ -126,13 +186,13 @@ def _session(ctx: typer.Context) -> Iterator[TogglSession]:
         settings.workspace,
         CLOCK,
         memory_key=settings.base_url or "",
+        gateway=settings.through(),
     ) as session:
         yield session
 
 
 def _memory(ctx: typer.Context) -> TogglMemory | None:
-    settings = _settings(ctx)
-    return TogglMemory(settings.token, settings.base_url or "") if settings.token else None
+    return _settings(ctx).memory()
 
 
 def _planned_workspace(ctx: typer.Context, explicit: int | None) -> tuple[int | None, str]:
@@ -210,6 +270,12 @@ def login(
 ) -> None:
     """Check an API token against Toggl and save it in the config file."""
     settings = _settings(ctx)
+    if settings.gateway is not None:
+        fail(
+            "through a gateway there is no Toggl token to save: the gateway holds it; "
+            "keep --gateway/--key (or TIMEBRIDGE_GATEWAY_URL/_KEY) for every command",
+            ExitCode.USAGE,
+        )
     token = token or typer.prompt("Toggl API token (Profile settings → API Token)", hide_input=True)
     settings.token = token
     with _session(ctx) as session:

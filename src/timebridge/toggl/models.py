@@ -75,8 +75,9 @@ class Me(TogglModel):
     default_workspace_id: int | None = None
     beginning_of_week: int = 1
     image_url: str | None = None
-    #: Toggl sends the account's API token in clear; it stays masked in every repr and dump.
-    api_token: SecretStr | None = None
+    #: Toggl sends the account's API token in clear (a gateway leaves it out); it stays masked
+    #: in every repr and is left out of every dump.
+    api_token: SecretStr | None = Field(default=None, exclude=True)
     at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -98,7 +99,7 @@ class Workspace(TogglModel):
     only_admins_may_create_projects: bool = False
     only_admins_may_create_tags: bool = False
     max_data_retention_days: int | None = None
-    api_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(default=None, exclude=True)
     at: datetime | None = None
 
 
