@@ -13,6 +13,30 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class _RefuseControlCharacters:
+    """A decoded path with a line break or another control character matches no route (routes
+    match one line): under `/toggl-track/` it is the 400 every refused path is, not a 404."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/toggl-track/") and any(
+                ord(char) < 0x20 or ord(char) == 0x7F for char in path
+            ):
+                from timebridge.gateway.errors import GatewayError
+
+                refused = GatewayError(
+                    400, "invalid_path", "the path must not contain control characters"
+                )
+                await refused.response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
@@ -24,6 +48,7 @@ def install(app: FastAPI) -> None:
     app.include_router(connections.router)
     app.include_router(proxy.router)
     install_gateway_errors(app)
+    app.add_middleware(_RefuseControlCharacters)
     install_lifespan(app)
 
 
