@@ -15,6 +15,7 @@ from timebridge.cli.demo import demo
 from timebridge.cli.exist import exist_app
 from timebridge.cli.fakes import fakes_app
 from timebridge.cli.init import init as init_command  # `timebridge.cli.init` stays the module
+from timebridge.cli.keys import keys_app
 from timebridge.cli.login_link import login_link
 from timebridge.cli.secrets import secrets_app
 from timebridge.cli.service import serve, sync
@@ -39,6 +40,7 @@ app.add_typer(secrets_app, name="secrets")
 app.command("serve")(serve)
 app.command("sync")(sync)
 app.command("login-link")(login_link)
+app.add_typer(keys_app, name="keys")
 app.add_typer(worker_app, name="worker")
 
 

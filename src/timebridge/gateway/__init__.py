@@ -12,8 +12,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing `timebridge.gateway.keys` (the CLI does) loads no web stack
+    from fastapi import FastAPI
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class _RefuseControlCharacters:
