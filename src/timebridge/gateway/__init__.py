@@ -44,12 +44,13 @@ class _RefuseControlCharacters:
 
 def install(app: FastAPI) -> None:
     """Mount the gateway's routes, its error answers and its state's lifetime on `app`."""
-    from timebridge.gateway import connections, proxy
+    from timebridge.gateway import connections, pages, proxy
     from timebridge.gateway.errors import install_gateway_errors
     from timebridge.gateway.state import install_lifespan
 
     app.include_router(connections.router)
     app.include_router(proxy.router)
+    app.include_router(pages.router)
     install_gateway_errors(app)
     app.add_middleware(_RefuseControlCharacters)
     install_lifespan(app)

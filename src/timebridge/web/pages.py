@@ -38,12 +38,15 @@ from timebridge.jobs import next_fire_time
 from timebridge.origins import exist_origin, toggl_origin
 from timebridge.store import (
     AttributeClaimed,
+    ConnectionNotFound,
     ConnectionStatus,
     Integration,
     ProjectMapping,
     SyncRun,
+    TogglConnection,
 )
 from timebridge.sync.runner import RunReport
+from timebridge.toggl import Me
 from timebridge.toggl import errors as toggl_errors
 from timebridge.web.auth import SESSION_COOKIE, Changing, SignedIn, Viewer
 from timebridge.web.charts import ChartDay, day_chart, day_label, minutes_text
@@ -266,42 +269,91 @@ async def sync_now(request: Request, viewer: Changing) -> Response:
 
 
 @router.get("/connect/toggl")
-async def connect_toggl_page(request: Request, viewer: SignedIn) -> Response:
-    """Paste a Toggl Track API token."""
-    return await _toggl_form(request, viewer)
+async def connect_toggl_page(
+    request: Request, viewer: SignedIn, connection: str | None = None
+) -> Response:
+    """Paste a Toggl Track API token; with `?connection=<id>` (the `url` the gateway's
+    `POST /connections` returns), for that connection of the signed-in owner."""
+    return await _toggl_form(request, viewer, pending=connection)
 
 
 async def _toggl_form(
-    request: Request, viewer: Viewer, *, error: str | None = None, status_code: int = 200
+    request: Request,
+    viewer: Viewer,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    pending: str | None = None,
 ) -> Response:
-    connection = await bridge_of(request).store.toggl_connections.default(viewer.account_id)
+    connections = bridge_of(request).store.toggl_connections
+    connection: TogglConnection | None
+    if pending:
+        try:
+            connection = await connections.get(viewer.account_id, pending[:64])
+        except ConnectionNotFound:
+            raise HTTPException(404, "There is no such connection.") from None
+    else:
+        connection = await connections.default(viewer.account_id)
     return render(
         request,
         "connect_toggl.html",
         viewer,
         status_code=status_code,
         connection=connection,
+        pending=connection.id if pending and connection is not None else None,
         error=error,
     )
 
 
+async def _complete_connection(
+    bridge: Bridge, account_id: int, connection_id: str, token: SecretStr, origin: str
+) -> tuple[TogglConnection, Me]:
+    """Give a connection made through the gateway (PENDING, or FAILED) its token, checked
+    with `/me` first; it stays where it is among the owner's connections."""
+    await bridge.store.toggl_connections.get(account_id, connection_id)  # the owner's, or 404
+    async with bridge.upstreams.toggl(token, origin) as toggl:
+        me = await toggl.me()
+    connection = await bridge.store.toggl_connections.set_token(
+        account_id,
+        connection_id,
+        token,
+        toggl_user_id=me.id,
+        label=me.fullname or me.email,
+        origin=origin,
+    )
+    return connection, me
+
+
 @router.post("/connect/toggl")
 async def connect_toggl(
-    request: Request, viewer: Changing, api_token: Annotated[str, Form()] = ""
+    request: Request,
+    viewer: Changing,
+    api_token: Annotated[str, Form()] = "",
+    connection_id: Annotated[str, Form(alias="connection", max_length=64)] = "",
 ) -> Response:
-    """Check the token with Toggl Track's `/me` and keep it (encrypted); inline errors."""
+    """Check the token with Toggl Track's `/me` and keep it (encrypted); inline errors. With
+    `connection`, the token completes that connection (one made through the gateway)."""
     token = api_token.strip()
+    pending = connection_id.strip() or None
     if not token:
         return await _toggl_form(
             request,
             viewer,
             error="Paste your Toggl Track API token (Profile settings → API Token).",
             status_code=400,
+            pending=pending,
         )
     bridge = bridge_of(request)
     origin = toggl_origin(settings_of(request).toggl_base_url)
     try:
-        connection, me = await bridge.connect_toggl(viewer.account_id, SecretStr(token), origin)
+        if pending is not None:
+            connection, me = await _complete_connection(
+                bridge, viewer.account_id, pending, SecretStr(token), origin
+            )
+        else:
+            connection, me = await bridge.connect_toggl(viewer.account_id, SecretStr(token), origin)
+    except ConnectionNotFound:
+        raise HTTPException(404, "There is no such connection.") from None
     except toggl_errors.AuthenticationError:
         return await _toggl_form(
             request,
@@ -309,6 +361,7 @@ async def connect_toggl(
             error="Toggl Track did not accept this token. Copy it again from your profile "
             "settings (API Token) and paste it whole. Nothing was stored.",
             status_code=400,
+            pending=pending,
         )
     except toggl_errors.TogglError as exc:
         return await _toggl_form(
@@ -317,6 +370,7 @@ async def connect_toggl(
             error=f"Toggl Track could not be asked right now ({exc.message}). Nothing was "
             "stored; try again in a moment.",
             status_code=502,
+            pending=pending,
         )
     workspaces: list[str] = []
     try:
