@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from timebridge import toggl
 from timebridge.gateway.audit import audited
 from timebridge.gateway.auth import Caller, require, store_of
-from timebridge.gateway.errors import GatewayError
+from timebridge.gateway.errors import GatewayError, documented
 from timebridge.gateway.keys import CONNECTIONS_READ, CONNECTIONS_WRITE
 from timebridge.gateway.limits import retry_after
 from timebridge.gateway.state import gateway_state
@@ -24,11 +24,15 @@ APP = "toggl-track"
 
 router = APIRouter(tags=["connections"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, invalid, revoked or expired API key"},
-    403: {"description": "The key lacks the scope"},
-    429: {"description": "Rate limited"},
-}
+_ERRORS = documented(
+    {
+        401: "Missing, invalid, revoked or expired API key",
+        403: "The key lacks the scope",
+        422: "The request does not follow its schema",
+        429: "Rate limited",
+    }
+)
+_NOT_FOUND = documented({404: "No such connection of this key's owner"})
 
 
 class Connection(BaseModel):
@@ -129,8 +133,12 @@ async def list_connections(
     status_code=201,
     responses={
         **_ERRORS,
-        400: {"description": "Toggl Track refused the API token"},
-        502: {"description": "Toggl Track could not check the token"},
+        **documented(
+            {
+                400: "Toggl Track refused the API token",
+                502: "Toggl Track could not check the token",
+            }
+        ),
     },
 )
 async def create_connection(
@@ -176,7 +184,7 @@ async def _create(request: Request, who: Caller, token: SecretStr | None) -> Tog
 @router.get(
     "/connections/{connection_id}",
     response_model=ConnectionEnvelope,
-    responses={**_ERRORS, 404: {"description": "No such connection of this key's owner"}},
+    responses={**_ERRORS, **_NOT_FOUND},
 )
 async def get_connection(
     request: Request,
@@ -192,7 +200,7 @@ async def get_connection(
 @router.delete(
     "/connections/{connection_id}",
     response_model=ConnectionEnvelope,
-    responses={**_ERRORS, 404: {"description": "No such connection of this key's owner"}},
+    responses={**_ERRORS, **_NOT_FOUND},
 )
 async def delete_connection(
     request: Request,

@@ -6,6 +6,25 @@ from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the gateway answers itself: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+def documented(statuses: Mapping[int, str]) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses` for these error statuses, each with the error body."""
+    return {
+        status: {"model": ErrorBody, "description": words} for status, words in statuses.items()
+    }
 
 
 class GatewayError(Exception):
@@ -38,4 +57,4 @@ def install_gateway_errors(app: FastAPI) -> None:
         return exc.response()
 
 
-__all__ = ["GatewayError", "install_gateway_errors"]
+__all__ = ["ErrorBody", "GatewayError", "documented", "install_gateway_errors"]

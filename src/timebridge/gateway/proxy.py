@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from timebridge.gateway.audit import audited
 from timebridge.gateway.auth import Caller, caller, check_scope, store_of
-from timebridge.gateway.errors import GatewayError
+from timebridge.gateway.errors import GatewayError, documented
 from timebridge.gateway.keys import PROXY_READ, PROXY_WRITE
 from timebridge.gateway.limits import retry_after
 from timebridge.gateway.paths import PathRefused, checked_path, quota_scope
@@ -210,22 +210,6 @@ async def _confirm_refused(
         gateway.guard.forget(connection.id)
 
 
-@router.api_route(
-    "/toggl-track/{path:path}",
-    methods=METHODS,
-    summary="Any native Toggl Track API path, with the stored credentials injected",
-    response_class=Response,
-    responses={
-        200: {"description": "Toggl Track's answer, passed through"},
-        400: {"description": "A refused path, or no usable connection"},
-        401: {"description": "Missing, invalid, revoked or expired API key"},
-        403: {"description": "The key lacks the scope"},
-        404: {"description": "No such connection of this key's owner"},
-        429: {"description": "Rate limited, or the connection's Toggl quota is spent"},
-        502: {"description": "Toggl Track unreachable, or its answer too large"},
-        504: {"description": "Toggl Track did not answer in time"},
-    },
-)
 async def proxy(request: Request, path: str, who: Caller = Depends(caller)) -> Response:
     """Forward a native Toggl Track path (starting `api/v9/`, `reports/api/v3/` or
     `webhooks/api/v1/`) to the chosen connection's Toggl origin, with its API token injected."""
@@ -236,6 +220,34 @@ async def proxy(request: Request, path: str, who: Caller = Depends(caller)) -> R
         response = await _proxy(request, who, method, raw, audit)
         audit["status"] = str(response.status_code)
         return response
+
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"description": "Toggl Track's answer, passed through (any status Toggl gives)"},
+    "default": {"description": "Toggl Track's answer, passed through"},
+    **documented(
+        {
+            400: "A refused path, or no usable connection",
+            401: "Missing, invalid, revoked or expired API key",
+            403: "The key lacks the scope",
+            404: "No such connection of this key's owner",
+            429: "Rate limited, or the connection's Toggl quota is spent",
+            502: "Toggl Track unreachable, or its answer too large",
+            504: "Toggl Track did not answer in time",
+        }
+    ),
+}
+
+for _method in METHODS:
+    router.add_api_route(
+        "/toggl-track/{path:path}",
+        proxy,
+        methods=[_method],
+        operation_id=f"proxy_{_method.lower()}",
+        summary=f"{_method} a native Toggl Track API path, with the stored credentials injected",
+        response_class=Response,
+        responses=_RESPONSES,
+    )
 
 
 async def _proxy(
