@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -21,6 +22,10 @@ from timebridge.clock import Clock
 from timebridge.toggl.models import Client, Me, Project, Tag, TimeEntry, Workspace, WorkspaceUser
 
 Plan = Literal["free", "starter", "premium", "enterprise"]
+#: What happened to a time entry, as webhooks name it.
+EntryAction = Literal["created", "updated", "deleted"]
+#: Called with every change to a time entry (HTTP API and Python seeding alike), the lock held.
+EntryListener = Callable[[EntryAction, TimeEntry], None]
 
 #: Workspace-scoped requests per hour by plan (support.toggl.com, since 2025-09-05).
 WORKSPACE_QUOTA: dict[Plan, int] = {"free": 30, "starter": 240, "premium": 600, "enterprise": 1200}
@@ -107,6 +112,12 @@ class TogglWorld:
         self.clients: dict[int, Client] = {}
         self.tags: dict[int, Tag] = {}
         self.entries: dict[int, TimeEntry] = {}
+        #: Told of every created, updated (stopped included) and deleted time entry.
+        self.entry_listeners: list[EntryListener] = []
+
+    def _emit(self, action: EntryAction, entry: TimeEntry) -> None:
+        for listener in list(self.entry_listeners):
+            listener(action, entry)
 
     def _now(self) -> datetime:
         return self.clock.now().replace(microsecond=0)
@@ -462,6 +473,7 @@ class TogglWorld:
         for entry in list(self.entries.values()):
             if entry.user_id == user_id and entry.is_running and not entry.is_deleted:
                 self.entries[entry.id] = _stopped(entry, now)
+                self._emit("updated", self.entries[entry.id])
 
     def add_time_entry(
         self,
@@ -530,6 +542,7 @@ class TogglWorld:
                 at=now if saved_at is None else saved_at.replace(microsecond=0),
             )
             self.entries[entry.id] = entry
+            self._emit("created", entry)
             return entry
 
     def entry_of(self, user_id: int, entry_id: int, workspace_id: int | None = None) -> TimeEntry:
@@ -586,6 +599,7 @@ class TogglWorld:
             data["at"] = self._now()
             updated = TimeEntry.model_validate(data)
             self.entries[entry_id] = updated
+            self._emit("updated", updated)
             return updated
 
     def stop_time_entry(self, user_id: int, workspace_id: int, entry_id: int) -> TimeEntry:
@@ -595,6 +609,7 @@ class TogglWorld:
                 raise SimulatorError(409, "Time entry is already stopped")
             stopped = _stopped(entry, self._now())
             self.entries[entry_id] = stopped
+            self._emit("updated", stopped)
             return stopped
 
     def delete_time_entry(self, user_id: int, workspace_id: int | None, entry_id: int) -> None:
@@ -602,7 +617,9 @@ class TogglWorld:
         with self.lock:
             entry = self.entry_of(user_id, entry_id, workspace_id)
             now = self._now()
-            self.entries[entry_id] = entry.model_copy(update={"server_deleted_at": now, "at": now})
+            deleted = entry.model_copy(update={"server_deleted_at": now, "at": now})
+            self.entries[entry_id] = deleted
+            self._emit("deleted", deleted)
 
     def entries_of(self, user_id: int, *, include_deleted: bool = False) -> list[TimeEntry]:
         with self.lock:
