@@ -33,18 +33,23 @@ published v9 swagger):
   `X-Toggl-Quota-Remaining` and `X-Toggl-Quota-Resets-In` (seconds to the window's end) on every
   authenticated answer.
 - An optional leaky bucket (about 1 request/second) answering 429 with `Retry-After`.
+- Toggl's Webhooks API v1 under `/webhooks/api/v1`, with signed deliveries to the callbacks on
+  every time-entry change (HTTP API and Python seeding alike): `webhooks.py` describes it, its
+  sources, and the helpers tests use (`sim.webhooks`).
 
 The admin API under `/_admin` (no auth, no quota, no faults) seeds and inspects it from another
 process: `POST /users` (fields of `TogglWorld.add_user`, `history_days` included),
 `POST /users/{id}/revoke`, `POST /projects`, `POST|GET /time_entries`, `POST|DELETE /faults`,
 `POST /clock` (`{"advance": seconds}` or `{"now": iso}`, fake clock only), `GET|DELETE /requests`
-and `DELETE /quotas`, which closes every quota window so every budget is whole again.
+and `DELETE /quotas`, which closes every quota window so every budget is whole again; and for
+webhooks `POST|DELETE /webhooks/faults`, `POST /webhooks/drain`, `GET /webhooks/subscriptions`.
 
 Where the reference is a guess, the choice made here is marked "[guess]" below.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -72,6 +77,16 @@ from timebridge.fakes.toggl.state import (
     SimulatorError,
     SimUser,
     TogglWorld,
+)
+from timebridge.fakes.toggl.webhooks import (
+    BASE as WEBHOOKS_BASE,
+)
+from timebridge.fakes.toggl.webhooks import (
+    DeliveryFault,
+    Origin,
+    WebhookService,
+    WebhookSettings,
+    current_origin,
 )
 from timebridge.toggl.models import Quota, TimeEntry
 
@@ -113,6 +128,7 @@ class TogglSimulator:
         entries_cap: int = DEFAULT_CAP,
         requests_per_second: float | None = None,
         enforce_quotas: bool = True,
+        webhook_settings: WebhookSettings | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
         self.world = TogglWorld(self.clock)
@@ -125,9 +141,12 @@ class TogglSimulator:
         )
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
+        #: Toggl's Webhooks API v1 and the deliveries (see `webhooks.py` for the test helpers).
+        self.webhooks = WebhookService(self.world, self.clock, webhook_settings)
         api = Mount("/api/v9", routes=self._api_routes())
+        hooks = Mount(WEBHOOKS_BASE, routes=self._webhook_routes())
         admin = Mount("/_admin", routes=self._admin_routes())
-        self.asgi_app = FaultInjector(Starlette(routes=[api, admin]), self.faults)
+        self.asgi_app = FaultInjector(Starlette(routes=[api, hooks, admin]), self.faults)
 
     # --- Python seeding API (thin wrappers over the world) --------------------------------------
 
@@ -263,7 +282,16 @@ class TogglSimulator:
                     if not state.admitted:
                         self._record(request, 402, user)
                         return wire.error(402, QUOTA_MESSAGE, headers=_quota_headers(state))
-                response = await handler(request, user)
+                origin = Origin(
+                    request.method,
+                    request.url.path,
+                    (await request.body()).decode(errors="replace"),
+                )
+                token = current_origin.set(origin)
+                try:
+                    response = await handler(request, user)
+                finally:
+                    current_origin.reset(token)
             except SimulatorError as exc:
                 response = wire.error(exc.status, exc.message)
             except ValidationError as exc:
@@ -614,6 +642,88 @@ class TogglSimulator:
         self.world.delete_tag(workspace_id, request.path_params["tag_id"])
         return Response(status_code=200)
 
+    # --- Webhooks API v1 (the behaviour and its sources: webhooks.py) --------------------------
+
+    def _webhook_routes(self) -> list[BaseRoute]:
+        def route(path: str, handler: Handler, methods: list[str]) -> Route:
+            return Route(path, self._endpoint(handler), methods=methods)
+
+        sub = "/subscriptions/{workspace_id:int}/{subscription_id:int}"
+        return [
+            route("/event_filters", self._hook_filters, ["GET"]),
+            route("/subscriptions/{workspace_id:int}", self._hook_list, ["GET"]),
+            route("/subscriptions/{workspace_id:int}", self._hook_create, ["POST"]),
+            route(sub, self._hook_update, ["PUT"]),
+            route(sub, self._hook_enable, ["PATCH"]),
+            route(sub, self._hook_delete, ["DELETE"]),
+            route(f"{sub}/events", self._hook_events, ["GET"]),
+            route("/ping/{workspace_id:int}/{subscription_id:int}", self._hook_ping, ["POST"]),
+            Route(
+                "/validate/{workspace_id:int}/{subscription_id:int}/{code}",
+                self._hook_validate,
+                methods=["GET"],
+            ),
+        ]
+
+    async def _hook_filters(self, request: Request, user: SimUser) -> Response:
+        return wire.TogglJSON(self.webhooks.event_filters())
+
+    async def _hook_list(self, request: Request, user: SimUser) -> Response:
+        return wire.TogglJSON(self.webhooks.list_for(user, request.path_params["workspace_id"]))
+
+    async def _hook_create(self, request: Request, user: SimUser) -> Response:
+        body = await _json_object(request)
+        created = await self.webhooks.create_via_api(
+            user, request.path_params["workspace_id"], body, str(request.base_url)
+        )
+        return wire.TogglJSON(created)
+
+    async def _hook_update(self, request: Request, user: SimUser) -> Response:
+        body = await _json_object(request)
+        params = request.path_params
+        updated = await self.webhooks.update(
+            user, params["workspace_id"], params["subscription_id"], body
+        )
+        return wire.TogglJSON(updated)
+
+    async def _hook_enable(self, request: Request, user: SimUser) -> Response:
+        body = await _json_object(request)
+        params = request.path_params
+        updated = await self.webhooks.set_enabled(
+            user, params["workspace_id"], params["subscription_id"], body
+        )
+        return wire.TogglJSON(updated)
+
+    async def _hook_delete(self, request: Request, user: SimUser) -> Response:
+        params = request.path_params
+        deleted = self.webhooks.delete(user, params["workspace_id"], params["subscription_id"])
+        return wire.TogglJSON(deleted)
+
+    async def _hook_events(self, request: Request, user: SimUser) -> Response:
+        params = request.path_params
+        offset = _int_param(request.query_params.get("offset"), "offset", default=0, minimum=0)
+        events = self.webhooks.events(
+            user, params["workspace_id"], params["subscription_id"], offset
+        )
+        return wire.TogglJSON(events)
+
+    async def _hook_ping(self, request: Request, user: SimUser) -> Response:
+        params = request.path_params
+        self.webhooks.ping(user, params["workspace_id"], params["subscription_id"])
+        return wire.TogglJSON("OK")
+
+    async def _hook_validate(self, request: Request) -> Response:
+        params = request.path_params
+        try:
+            self.webhooks.validate(
+                params["workspace_id"], params["subscription_id"], params["code"]
+            )
+        except SimulatorError as exc:
+            self._record(request, exc.status, None)
+            return wire.error(exc.status, exc.message)
+        self._record(request, 200, None)
+        return wire.TogglJSON("OK")
+
     # --- admin API (no auth, no quota, no faults) -----------------------------------------------
 
     def _admin_routes(self) -> list[BaseRoute]:
@@ -629,7 +739,33 @@ class TogglSimulator:
             Route("/requests", self._admin_requests, methods=["GET"]),
             Route("/requests", self._admin_clear_requests, methods=["DELETE"]),
             Route("/quotas", self._admin_reset_quotas, methods=["DELETE"]),
+            Route("/webhooks/faults", self._admin_add_hook_fault, methods=["POST"]),
+            Route("/webhooks/faults", self._admin_clear_hook_faults, methods=["DELETE"]),
+            Route("/webhooks/drain", self._admin_drain_hooks, methods=["POST"]),
+            Route("/webhooks/subscriptions", self._admin_hook_subs, methods=["GET"]),
         ]
+
+    async def _admin_add_hook_fault(self, request: Request) -> Response:
+        body = await _json_object(request)
+        return await self._admin(
+            lambda: self.webhooks.faults.add(DeliveryFault.model_validate(body)).model_dump()
+        )
+
+    async def _admin_clear_hook_faults(self, request: Request) -> Response:
+        self.webhooks.faults.clear()
+        return JSONResponse({"cleared": True})
+
+    async def _admin_drain_hooks(self, request: Request) -> Response:
+        body = await _json_object(request, allow_empty=True)
+        timeout = float(body.get("timeout", 5.0))
+        try:
+            await asyncio.to_thread(self.webhooks.drain, timeout)
+        except TimeoutError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=504)
+        return JSONResponse({"drained": True})
+
+    async def _admin_hook_subs(self, request: Request) -> Response:
+        return JSONResponse([self.webhooks.wire(s) for s in self.webhooks.subscriptions()])
 
     async def _admin(self, action: Callable[[], Any]) -> Response:
         try:
