@@ -350,3 +350,32 @@ def test_an_oversized_answer_is_a_502(world: World, small_gateway: str, key: str
     world.sim.faults.add(Fault(path="/api/v9/me", status=200, body='"' + "x" * 5000 + '"'))
     answer = httpx.get(f"{small_gateway}/toggl-track/api/v9/me", headers=bearer(key))
     assert error_of(answer) == (502, "upstream_too_large")
+
+
+def test_toggls_own_429_and_retry_after_pass_through_unretried(
+    world: World, gateway: str, key: str
+) -> None:
+    world.sim.faults.add(
+        Fault(
+            path="/api/v9/me", status=429, body='"Too Many Requests"', headers={"Retry-After": "7"}
+        )
+    )
+    before = world.upstream_count()
+    answer = httpx.get(f"{gateway}/toggl-track/api/v9/me", headers=bearer(key))
+    assert answer.status_code == 429
+    assert answer.headers["Retry-After"] == "7"
+    assert answer.json() == "Too Many Requests"  # Toggl's body, not the gateway's
+    assert world.upstream_count() - before == 1
+
+
+def test_a_refused_write_is_audited_too(world: World, gateway: str, alice: SimUser) -> None:
+    account = world.account("a@example.com")
+    world.connection(account, alice)
+    read = world.key(account, (PROXY_READ,))
+    url = f"{gateway}/toggl-track/api/v9/workspaces/{alice.default_workspace_id}/tags/1"
+    assert httpx.delete(url, headers=bearer(read)).status_code == 403
+
+    async def audit(store: Store) -> list[tuple[str, int, str]]:
+        return [(r.method, r.status, r.key_prefix) for r in await store.api_keys.audit(account)]
+
+    assert world.run(audit) == [("DELETE", 403, read[:11])]
