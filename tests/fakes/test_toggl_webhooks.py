@@ -54,8 +54,11 @@ class Receiver:
     status: int = 200
     script: list[int] = field(default_factory=list)
     echo: bool = False
+    #: GET the PING's `validation_code_url` before answering it (asynchronous validation).
+    visit: bool = False
     sleep: float = 0.0
     calls: list[Call] = field(default_factory=list)
+    visited: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,6 +75,10 @@ class Receiver:
             status = self.script.pop(0) if self.script else self.status
         if self.sleep:
             await asyncio.sleep(self.sleep)
+        url = json.loads(body).get("validation_code_url")
+        if self.visit and url:
+            async with httpx.AsyncClient() as client:
+                self.visited.append((await client.get(url)).status_code)
         answer = b""
         if self.echo and status == 200:
             code = json.loads(body).get("validation_code")
@@ -359,6 +366,17 @@ def test_the_validation_url_validates_once(
     again = httpx.get(url)
     assert again.status_code == 400 and again.json() == "already validated"
     assert sim.webhooks.subscription(sid).validated_at is not None
+
+
+def test_the_validation_url_works_while_the_create_waits_for_the_probe(
+    sim: TogglSimulator, server: RunningServer, owner: SimUser, callback: str, receiver: Receiver
+) -> None:
+    receiver.visit = True
+    with api(server, owner) as client:
+        created = subscribe(client, owner.default_workspace_id, callback)
+    assert receiver.visited == [200]
+    assert created.status_code == 200
+    assert created.json()["validated_at"] is not None
 
 
 # --- events -------------------------------------------------------------------------------------

@@ -552,10 +552,17 @@ class WebhookService:
         self, user: SimUser, workspace_id: int, body: dict[str, Any], public_url: str
     ) -> dict[str, Any]:
         sub = self._new(user, workspace_id, body, public_url)
-        if sub.enabled:
-            await self._probe(sub)
         with self._lock:
+            # Stored before the probe, so that the PING's validation URL already works while
+            # the create is still waiting for the callback's answer [guess].
             self._subs[sub.id] = sub
+        if sub.enabled:
+            try:
+                await self._probe(sub)
+            except SimulatorError:
+                with self._lock:
+                    del self._subs[sub.id]
+                raise
         return self.wire(sub)
 
     async def update(
