@@ -45,6 +45,11 @@ def key(world: World, account: int, alice: SimUser) -> str:
     return world.key(account)
 
 
+def altered(key: str) -> str:
+    """The key with its last character changed: well formed no more, refused by the gateway."""
+    return key[:-1] + ("A" if key[-1] != "A" else "B")
+
+
 def client(gateway: str, key: str, connection: str | None = None) -> TogglClient:
     return TogglClient.through_gateway(
         gateway, key, connection=connection, retry=RetryPolicy.testing()
@@ -97,7 +102,7 @@ async def test_the_async_client_goes_through_too(gateway: str, key: str, alice: 
 def test_an_unknown_key_is_an_authentication_error_with_the_gateways_message(
     gateway: str, key: str
 ) -> None:
-    wrong = key[:-8] + ("A" if key[-8] != "A" else "B") + key[-7:]
+    wrong = altered(key)
     with client(gateway, wrong) as toggl, pytest.raises(AuthenticationError) as refused:
         toggl.me()
     assert refused.value.status_code == 401
@@ -177,10 +182,31 @@ def test_the_cli_through_the_gateway(
     assert created.exit_code == 0, created.output
     assert "focus" in runner.invoke(app, ["toggl", "tags", "list"], env=env).stdout
     refused = runner.invoke(
-        app, ["toggl", "me"], env={**env, "TIMEBRIDGE_GATEWAY_KEY": key[:-1] + "x"}
+        app, ["toggl", "me"], env={**env, "TIMEBRIDGE_GATEWAY_KEY": altered(key)}
     )
     assert refused.exit_code == 3
     assert "the gateway refused the key" in refused.stderr
     for result in (me, created, refused):
         assert key not in result.output
         assert alice.api_token not in result.output
+
+
+def test_the_cli_says_the_quota_is_spent_when_toggl_or_the_quota_guard_says_so(
+    gateway: str, key: str, tmp_path: Path
+) -> None:
+    with client(gateway, key) as toggl:
+        for _ in range(30):
+            toggl.me()
+    env = {
+        "TIMEBRIDGE_GATEWAY_URL": gateway,
+        "TIMEBRIDGE_GATEWAY_KEY": key,
+        "TOGGL_API_TOKEN": "",
+        "TIMEBRIDGE_CONFIG": str(tmp_path / "config.toml"),
+    }
+    runner = CliRunner()
+    told_by_toggl = runner.invoke(app, ["toggl", "me"], env=env)
+    told_by_the_guard = runner.invoke(app, ["toggl", "me"], env=env)
+    for result in (told_by_toggl, told_by_the_guard):
+        assert result.exit_code == 4, result.output
+        assert "Toggl's hourly API quota is used up; it resets in" in result.stderr
+    assert "(the gateway said)" in told_by_the_guard.stderr

@@ -22,6 +22,7 @@ from timebridge.cli._toggl_format import human
 from timebridge.cli._toggl_memory import RememberedProfile, TogglMemory, gateway_memory_key
 from timebridge.clock import Clock
 from timebridge.toggl import (
+    GATEWAY_QUOTA_GUARD_CODE,
     AuthenticationError,
     CredentialsMissing,
     Me,
@@ -172,6 +173,10 @@ def describe(
     if isinstance(error, QuotaExceeded):
         wait = "" if error.resets_in is None else f"; it resets in {human(error.resets_in)}"
         return f"Toggl's hourly API quota is used up{wait}", ExitCode.QUOTA
+    if isinstance(error, RateLimited) and error.gateway_code == GATEWAY_QUOTA_GUARD_CODE:
+        # The gateway's quota guard answering for Toggl: the same spent quota as a 402.
+        wait = "" if error.retry_after is None else f"; it resets in {human(error.retry_after)}"
+        return f"Toggl's hourly API quota is used up{wait} (the gateway said)", ExitCode.QUOTA
     if isinstance(error, NotFound):
         if through_gateway and error.gateway_code is not None:
             return f"the gateway: {error.message}", ExitCode.NOT_FOUND

@@ -12,6 +12,7 @@ from timebridge.toggl.client import (
     gateway_base_url,
 )
 from timebridge.toggl.errors import (
+    GATEWAY_QUOTA_GUARD_CODE,
     AuthenticationError,
     CredentialsMissing,
     InvalidRequest,
@@ -43,6 +44,7 @@ from timebridge.toggl.models import (
 __all__ = [
     "CONNECTION_HEADER",
     "DEFAULT_BASE_URL",
+    "GATEWAY_QUOTA_GUARD_CODE",
     "SINCE_MAX_AGE",
     "TIME_ENTRIES_CAP",
     "AsyncTogglClient",

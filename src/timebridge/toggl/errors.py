@@ -21,6 +21,9 @@ from timebridge.retry import RetryReason
 
 QUOTA_REMAINING_HEADER = "X-Toggl-Quota-Remaining"
 QUOTA_RESETS_IN_HEADER = "X-Toggl-Quota-Resets-In"
+#: The code of a Timebridge gateway's 429 for a connection whose Toggl quota is spent (its quota
+#: guard answers for Toggl until the reset, `Retry-After` saying when).
+GATEWAY_QUOTA_GUARD_CODE = "quota_exhausted"
 #: Toggl's mark on a 401 that carried no credentials at all (recorded, reference/toggl.md §3).
 AUTHORIZATION_MISSING_HEADER = "X-Authorization-Missing"
 
