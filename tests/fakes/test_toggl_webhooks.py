@@ -738,7 +738,11 @@ def test_drain_times_out_while_deliveries_are_pending(
     sim.add_time_entry(owner, start=NOW - timedelta(hours=1), duration=60)
     with pytest.raises(TimeoutError):
         sim.webhooks.drain(timeout=0.1)
+    with api(server, owner) as client:
+        [sub] = client.get(f"subscriptions/{owner.default_workspace_id}").json()
+    assert sub["has_pending_events"] is True
     sim.webhooks.drain(timeout=5)
+    assert sim.webhooks.pending() == 0
 
 
 def test_the_admin_api_sets_delivery_faults_and_drains(

@@ -39,7 +39,8 @@ naming a workspace count against its hourly quota [guess]):
   found" for a wrong code or subscription, 400 "already validated" [docs]. It needs no
   credentials here, the code being the secret [guess: it is handed out as a ready-made URL].
 - `GET /subscriptions/{wid}/{sid}/events?offset=N`: the delivery log, newest first, 50 a page,
-  kept a week [docs: "kept a week"; the record's shape is a guess]: `{event_id, created_at,
+  kept a week [issue 16 says so of Toggl's; the endpoint and `offset` are in reference/toggl.md;
+  the record's shape is a guess]: `{event_id, created_at,
   action, entity, status: "pending"|"delivered"|"failed", failed_delivery_attempts,
   last_delivery_error, last_delivery_attempt_at, delivered_at}`.
 
@@ -128,7 +129,7 @@ LIMITS: dict[Plan, tuple[int, int]] = {
     "premium": (3, 12),
     "enterprise": (10, 100),  # [guess] "custom"
 }
-#: [docs] the delivery log is kept a week.
+#: The delivery log is kept a week (issue 16's account of Toggl's API; not in the reference).
 LOG_KEPT = timedelta(days=7)
 LOG_PAGE = 50  # [guess]
 SIGNATURE_HEADER = "X-Webhook-Signature-256"
