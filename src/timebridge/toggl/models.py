@@ -54,6 +54,8 @@ class TogglModel(BaseModel):
         for name, value in self:
             if isinstance(value, SecretStr):
                 data[name] = value.get_secret_value()
+            elif value is None and type(self).model_fields[name].exclude:
+                data[name] = None  # left out of dumps (a secret), but Toggl sends it
         for current, legacy in self.legacy_names.items():
             data[legacy] = data.get(current)
         return data
