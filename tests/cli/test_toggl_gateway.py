@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import stat
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -293,8 +296,42 @@ def test_the_gateway_wins_over_a_token_in_the_environment(
     assert len(gateway[0].forwarded) == 1
 
 
-def test_login_through_a_gateway_saves_nothing(invoke: Invoke, tmp_path: Path) -> None:
-    result = invoke("login", "--token", "whatever")
-    assert result.exit_code == 2
-    assert "the gateway holds it" in result.stderr
+NO_GATEWAY_ENV = {"TIMEBRIDGE_GATEWAY_URL": "", "TIMEBRIDGE_GATEWAY_KEY": ""}
+
+
+def test_login_through_a_gateway_saves_it_privately_for_later_commands(
+    invoke: Invoke, gateway: tuple[StandInGateway, str], tmp_path: Path, bob: SimUser
+) -> None:
+    result = invoke("--connection", "conn_bob", "login")
+    assert result.exit_code == 0, result.output
+    assert f"Logged in as Bob <{bob.email}> through the gateway {gateway[1]}" in result.stdout
+    config = tmp_path / "config.toml"
+    assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
+    saved = tomllib.loads(config.read_text())["toggl"]
+    assert saved["gateway_url"] == gateway[1]
+    assert saved["gateway_key"] == KEY
+    assert saved["gateway_connection"] == "conn_bob"
+    assert "api_token" not in saved
+    # Nothing in the environment now: the saved gateway, key and connection are used.
+    again = invoke("me", "--json", env_overrides=NO_GATEWAY_ENV)
+    assert json_of(again)["fullname"] == "Bob"
+    assert [c for c, _, _ in gateway[0].forwarded] == ["conn_bob", "conn_bob"]
+
+
+def test_login_with_a_token_goes_straight_to_toggl_again(
+    invoke: Invoke, gateway: tuple[StandInGateway, str], toggl_url: str, toggl_user: SimUser
+) -> None:
+    assert invoke("login").exit_code == 0
+    direct = {**NO_GATEWAY_ENV, "TOGGL_BASE_URL": toggl_url}
+    result = invoke("login", "--token", toggl_user.api_token, env_overrides=direct)
+    assert result.exit_code == 0, result.output
+    assert "token saved" in result.stdout
+    forwarded = len(gateway[0].forwarded)
+    assert json_of(invoke("me", "--json", env_overrides=direct))["id"] == toggl_user.id
+    assert len(gateway[0].forwarded) == forwarded, "no longer through the gateway"
+
+
+def test_login_with_a_refused_key_saves_nothing(invoke: Invoke, tmp_path: Path) -> None:
+    result = invoke("login", env_overrides={"TIMEBRIDGE_GATEWAY_KEY": OTHER_KEY})
+    assert result.exit_code == 3
     assert not (tmp_path / "config.toml").exists()

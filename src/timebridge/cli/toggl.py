@@ -5,7 +5,8 @@ Tables by default, `--json` for scripts; every write says what it will do and as
 distinct exit code. The API token comes from `--token`, `TOGGL_API_TOKEN` or the config file
 (`timebridge toggl login`), and is never printed. Through a Timebridge gateway
 (`--gateway URL --key KEY [--connection ID]`, or `TIMEBRIDGE_GATEWAY_URL`, `…_KEY`,
-`…_CONNECTION`) no Toggl token is needed; the key is never printed either.
+`…_CONNECTION`, or saved by `login` through one) no Toggl token is needed; the key is never
+printed either.
 
 Toggl allows 30 user-scoped requests an hour, so the default workspace, the time zone and
 project names are remembered between commands (see `_toggl_memory`). Instants are shown, and
@@ -140,7 +141,32 @@ def _toggl(
         show_default=False,
     ),
 ) -> None:
-    gateway, key, connection = gateway or None, key or None, connection or None
+    token, gateway, key, connection = (
+        token or None,
+        gateway or None,
+        key or None,
+        connection or None,
+    )
+    try:
+        if gateway is None and token is None:
+            # A gateway saved by `login` (it wins over a token saved beside it).
+            gateway = config_value("toggl", "gateway_url")
+            if gateway is not None:
+                key = key or config_value("toggl", "gateway_key")
+                connection = connection or config_value("toggl", "gateway_connection")
+        configured = config_value("toggl", "workspace_id")
+        settings = _Settings(
+            token=token or config_value("toggl", "api_token"),
+            base_url=base_url or config_value("toggl", "base_url"),
+            workspace=int(configured) if configured else None,
+            gateway=gateway,
+            key=key,
+            connection=connection,
+        )
+    except ConfigError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    except ValueError:
+        fail(f"the config file's toggl.workspace_id {configured!r} is not a number", ExitCode.USAGE)
     if gateway is None and (key is not None or connection is not None):
         fail(
             "--key and --connection are a gateway's: give its URL too "
@@ -153,20 +179,7 @@ def _toggl(
             "(`timebridge keys create` makes one)",
             ExitCode.USAGE,
         )
-    try:
-        configured = config_value("toggl", "workspace_id")
-        ctx.obj = _Settings(
-            token=token or config_value("toggl", "api_token"),
-            base_url=base_url or config_value("toggl", "base_url"),
-            workspace=int(configured) if configured else None,
-            gateway=gateway,
-            key=key,
-            connection=connection,
-        )
-    except ConfigError as exc:
-        fail(str(exc), ExitCode.USAGE)
-    except ValueError:
-        fail(f"the config file's toggl.workspace_id {configured!r} is not a number", ExitCode.USAGE)
+    ctx.obj = settings
 
 
 def _settings(ctx: typer.Context) -> _Settings:
@@ -268,20 +281,44 @@ def login(
         None, "--workspace", "-w", help="Always use this workspace (default: your default one)."
     ),
 ) -> None:
-    """Check an API token against Toggl and save it in the config file."""
+    """Check an API token against Toggl and save it in the config file.
+
+    Through a gateway (`--gateway URL --key KEY [--connection ID]` before `login`), check the key
+    instead and save the gateway, key and connection: later commands go through it.
+    """
     settings = _settings(ctx)
-    if settings.gateway is not None:
-        fail(
-            "through a gateway there is no Toggl token to save: the gateway holds it; "
-            "keep --gateway/--key (or TIMEBRIDGE_GATEWAY_URL/_KEY) for every command",
-            ExitCode.USAGE,
+    if settings.gateway is not None and token is None:
+        with _session(ctx) as session:
+            me = session.me()
+        path = save_section(
+            "toggl",
+            {
+                "gateway_url": settings.gateway,
+                "gateway_key": settings.key,
+                "gateway_connection": settings.connection or "",
+                "workspace_id": workspace,
+            },
         )
+        console.print(
+            f"Logged in as {me.fullname} <{me.email}> through the gateway {settings.gateway}; "
+            f"gateway and key saved to {path} (mode 0600).",
+            markup=False,
+        )
+        return
+    settings.gateway = settings.key = settings.connection = None
     token = token or typer.prompt("Toggl API token (Profile settings → API Token)", hide_input=True)
     settings.token = token
     with _session(ctx) as session:
         me = session.me()
+    # Straight to Toggl from now on, not through a gateway saved before.
+    forget = {
+        name: ""
+        for name in ("gateway_url", "gateway_key", "gateway_connection")
+        if config_value("toggl", name) is not None
+    }
     path = save_section(
-        "toggl", {"api_token": token, "base_url": settings.base_url, "workspace_id": workspace}
+        "toggl",
+        {"api_token": token, "base_url": settings.base_url, "workspace_id": workspace, **forget},
     )
     console.print(
         f"Logged in as {me.fullname} <{me.email}>; token saved to {path} (mode 0600).",
