@@ -100,3 +100,43 @@ async def test_expiry(store: Store, clock: FakeClock) -> None:
     assert found is not None and found.usable(clock.now())
     clock.advance(timedelta(hours=1))
     assert not found.usable(clock.now())
+
+
+async def test_one_read_grants_the_key_and_its_connection(store: Store, clock: FakeClock) -> None:
+    owner = (await store.accounts.create("o@example.com")).id
+    other = (await store.accounts.create("x@example.com")).id
+    made = new_key()
+    await store.api_keys.create(owner, made.secret, prefix=made.prefix, scopes=SCOPES)
+    assert await store.api_keys.grant(new_key().secret, None) is None
+
+    nothing = await store.api_keys.grant(made.secret, None)
+    assert nothing is not None and nothing.key.account_id == owner
+    assert nothing.connection is None and nothing.token is None
+
+    pending = await store.toggl_connections.create(owner)  # the default, but PENDING
+    clock.advance(timedelta(seconds=1))
+    first = await store.toggl_connections.create(owner, "tok-first", toggl_user_id=1)
+    clock.advance(timedelta(seconds=1))
+    await store.toggl_connections.create(owner, "tok-second", toggl_user_id=2)
+    foreign = await store.toggl_connections.create(other, "tok-foreign")
+
+    oldest_active = await store.api_keys.grant(made.secret, None)
+    assert oldest_active is not None and oldest_active.connection is not None
+    assert oldest_active.connection.id == first.id
+    assert oldest_active.token is not None and oldest_active.token.get_secret_value() == (
+        "tok-first"
+    )
+    assert oldest_active.connection.created_at.tzinfo is not None
+
+    await store.toggl_connections.set_default(owner, first.id)
+    second = (await store.toggl_connections.list(owner))[-1]
+    await store.toggl_connections.set_default(owner, second.id)
+    default = await store.api_keys.grant(made.secret, None)
+    assert default is not None and default.connection is not None
+    assert default.connection.id == second.id
+
+    named = await store.api_keys.grant(made.secret, pending.id)
+    assert named is not None and named.connection is not None
+    assert named.connection.status.value == "PENDING" and named.token is None
+    assert (await store.api_keys.grant(made.secret, foreign.id)).connection is None  # type: ignore[union-attr]
+    assert (await store.api_keys.grant(made.secret, "no-such-id")).connection is None  # type: ignore[union-attr]

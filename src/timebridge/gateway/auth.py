@@ -14,10 +14,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from timebridge.gateway.errors import GatewayError
 from timebridge.gateway.keys import well_formed
-from timebridge.store import Store
+from timebridge.store import ApiKey, Store
 from timebridge.web.state import service_state
 
-_bearer = HTTPBearer(auto_error=False, description="A Timebridge API key (`tb_…`).")
+bearer = HTTPBearer(auto_error=False, description="A Timebridge API key (`tb_…`).")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="timebridge"'}
 
 
@@ -42,25 +42,34 @@ def store_of(request: Request) -> Store:
     return store
 
 
-async def caller(
-    request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-) -> Caller:
-    """The caller of a gateway route (401 unless a usable key came with the request)."""
+def presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The key a request carries, if it has a key's shape (else 401, before any database)."""
     if credentials is None:
         raise _unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
     key = credentials.credentials.strip()
     if not well_formed(key):
         raise _unauthorized("Invalid API key.")
-    found = await store_of(request).api_keys.find(key)
+    return key
+
+
+def caller_of(request: Request, found: ApiKey | None) -> Caller:
+    """The caller a stored key stands for (401 if unknown, revoked or expired)."""
     if found is None:
         raise _unauthorized("Invalid API key.")
     if found.revoked_at is not None:
         raise _unauthorized("This API key was revoked.")
     if not found.usable(service_state(request.app).clock.now()):
         raise _unauthorized("This API key has expired.")
-    request.state.gateway_caller = found.prefix
     return Caller(found.account_id, found.id, found.prefix, found.scopes)
+
+
+async def caller(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> Caller:
+    """The caller of a gateway route (401 unless a usable key came with the request)."""
+    key = presented_key(credentials)
+    return caller_of(request, await store_of(request).api_keys.find(key))
 
 
 def require(scope: str) -> Callable[..., Awaitable[Caller]]:
@@ -78,4 +87,13 @@ def check_scope(who: Caller, scope: str) -> None:
         raise GatewayError(403, "forbidden", f"This API key lacks the {scope!r} scope.")
 
 
-__all__ = ["Caller", "caller", "check_scope", "require", "store_of"]
+__all__ = [
+    "Caller",
+    "bearer",
+    "caller",
+    "caller_of",
+    "check_scope",
+    "presented_key",
+    "require",
+    "store_of",
+]

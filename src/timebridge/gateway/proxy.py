@@ -18,15 +18,23 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials
 
 from timebridge.gateway.audit import audited
-from timebridge.gateway.auth import Caller, caller, check_scope, store_of
+from timebridge.gateway.auth import (
+    Caller,
+    bearer,
+    caller_of,
+    check_scope,
+    presented_key,
+    store_of,
+)
 from timebridge.gateway.errors import GatewayError, documented
 from timebridge.gateway.keys import PROXY_READ, PROXY_WRITE
 from timebridge.gateway.limits import retry_after
 from timebridge.gateway.paths import PathRefused, checked_path, quota_scope
 from timebridge.gateway.state import GatewayState, gateway_state
-from timebridge.store import ConnectionNotFound, ConnectionStatus, Store, TogglConnection
+from timebridge.store import ConnectionStatus, ProxyGrant, Store, TogglConnection
 
 logger = logging.getLogger(__name__)
 
@@ -132,37 +140,39 @@ def redacted(content: bytes, content_type: str) -> bytes:
     return json.dumps(cleaned, separators=(",", ":")).encode() if changed else content
 
 
-async def choose_connection(store: Store, who: Caller, request: Request) -> TogglConnection:
-    """The connection a request names, else the owner's default (if ACTIVE), else their oldest
-    ACTIVE one."""
-    named = next((request.headers[h] for h in CONNECTION_HEADERS if request.headers.get(h)), None)
+def named_connection(request: Request) -> str | None:
+    """The connection a request names (`Timebridge-Connection`, or the seed's
+    `Maton-Connection`), if any."""
+    for header in CONNECTION_HEADERS:
+        value = request.headers.get(header, "").strip()
+        if value:
+            return value
+    return None
+
+
+def choose_connection(grant: ProxyGrant, named: str | None) -> tuple[TogglConnection, str]:
+    """The connection the request uses and its token: the named one (404 unless it is the
+    owner's, 400 unless ACTIVE), else the owner's default if ACTIVE, else their oldest ACTIVE
+    one (none: 400, as the seed's gateway answers)."""
+    connection, token = grant.connection, grant.token
     if named is not None:
-        named = named.strip()
-        try:
-            if len(named) > 64:
-                raise ConnectionNotFound(named)
-            connection = await store.toggl_connections.get(who.account_id, named)
-        except ConnectionNotFound:
-            raise GatewayError(404, "not_found", "No such Toggl Track connection.") from None
-        if connection.status is not ConnectionStatus.ACTIVE:
+        if connection is None:
+            raise GatewayError(404, "not_found", "No such Toggl Track connection.")
+        if connection.status is not ConnectionStatus.ACTIVE or token is None:
             raise GatewayError(
                 400,
                 "connection_not_active",
                 f"Toggl Track connection {connection.id} is {connection.status.value}; "
                 "complete or renew it first.",
             )
-        return connection
-    default = await store.toggl_connections.default(who.account_id)
-    if default is not None and default.status is ConnectionStatus.ACTIVE:
-        return default
-    active = await store.toggl_connections.list(who.account_id, status=ConnectionStatus.ACTIVE)
-    if not active:
+        return connection, token.get_secret_value()
+    if connection is None or token is None:
         raise GatewayError(
             400,
             "missing_connection",
             "No active Toggl Track connection: create one with POST /connections.",
         )
-    return active[0]
+    return connection, token.get_secret_value()
 
 
 async def _send(gateway: GatewayState, request: httpx.Request, *, retries: int) -> httpx.Response:
@@ -210,14 +220,25 @@ async def _confirm_refused(
         gateway.guard.forget(connection.id)
 
 
-async def proxy(request: Request, path: str, who: Caller = Depends(caller)) -> Response:
+async def proxy(
+    request: Request,
+    path: str,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> Response:
     """Forward a native Toggl Track path (starting `api/v9/`, `reports/api/v3/` or
     `webhooks/api/v1/`) to the chosen connection's Toggl origin, with its API token injected."""
     del path  # the raw path is checked instead: the decoded one hides encodings
     method = request.method.upper()
     raw = _raw_path(request)
+    key = presented_key(credentials)
+    named = named_connection(request)
+    # One read: the key, and the connection with its token (a named id too long to be one is
+    # looked up as one that matches nothing).
+    grant = await store_of(request).api_keys.grant(key, named[:64] if named else None)
+    who = caller_of(request, grant.key if grant is not None else None)
+    assert grant is not None
     async with audited(request, who, method, raw) as audit:
-        response = await _proxy(request, who, method, raw, audit)
+        response = await _proxy(request, who, method, raw, audit, grant, named)
         audit["status"] = str(response.status_code)
         return response
 
@@ -251,7 +272,13 @@ for _method in METHODS:
 
 
 async def _proxy(
-    request: Request, who: Caller, method: str, raw: str, audit: dict[str, str | None]
+    request: Request,
+    who: Caller,
+    method: str,
+    raw: str,
+    audit: dict[str, str | None],
+    grant: ProxyGrant,
+    named: str | None,
 ) -> Response:
     check_scope(who, PROXY_READ if method in READ_METHODS else PROXY_WRITE)
     gateway = gateway_state(request)
@@ -268,7 +295,7 @@ async def _proxy(
     except PathRefused as exc:
         raise GatewayError(400, "invalid_path", str(exc)) from None
     store = store_of(request)
-    connection = await choose_connection(store, who, request)
+    connection, token = choose_connection(grant, named)
     audit["connection_id"] = connection.id
     scope = quota_scope(path)
     blocked = gateway.guard.blocked(connection.id, scope)
@@ -280,7 +307,6 @@ async def _proxy(
             f"{retry_after(blocked)} s (nothing was sent to Toggl).",
             {"Retry-After": retry_after(blocked)},
         )
-    token = (await store.toggl_connections.token(who.account_id, connection.id)).get_secret_value()
     query = request.scope.get("query_string", b"").decode("latin-1")
     url = f"{connection.origin}/{path}" + (f"?{query}" if query else "")
     body = await request.body()
@@ -306,4 +332,10 @@ async def _proxy(
     return Response(content=content, status_code=answer.status_code, headers=headers)
 
 
-__all__ = ["CONNECTION_HEADERS", "choose_connection", "redacted", "router"]
+__all__ = [
+    "CONNECTION_HEADERS",
+    "choose_connection",
+    "named_connection",
+    "redacted",
+    "router",
+]

@@ -10,7 +10,13 @@ Import from here; the modules behind it are free to move.
 """
 
 from timebridge.store._store import Store, open_store
-from timebridge.store.api_keys import ApiKey, ApiKeyNotFound, ApiKeyRepository, AuditRecord
+from timebridge.store.api_keys import (
+    ApiKey,
+    ApiKeyNotFound,
+    ApiKeyRepository,
+    AuditRecord,
+    ProxyGrant,
+)
 from timebridge.store.context import ExistState, RunSecrets, SyncContext, TogglState
 from timebridge.store.crypto import SecretBox, new_key
 from timebridge.store.database import Database, create_engine
@@ -76,6 +82,7 @@ __all__ = [
     "MappingRepository",
     "NotFound",
     "ProjectMapping",
+    "ProxyGrant",
     "PurgeCounts",
     "RotationReport",
     "RunSecrets",

@@ -44,7 +44,7 @@ class Store:
         self.sessions = SessionRepository(database, clock)
         self.login_links = LoginLinkRepository(database, clock)
         #: Gateway API keys and the audit trail of writes made through the gateway.
-        self.api_keys = ApiKeyRepository(database, clock)
+        self.api_keys = ApiKeyRepository(database, clock, box)
         self._contexts: Batcher[int, SyncContext] = Batcher(self._load_contexts)
 
     def __repr__(self) -> str:

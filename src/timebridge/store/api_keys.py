@@ -12,12 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from pydantic import SecretStr
+from sqlalchemy import and_, select, update
 
 from timebridge.clock import Clock
+from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
 from timebridge.store.errors import NotFound
-from timebridge.store.models import ApiKeyRow, AuditRow
+from timebridge.store.models import ApiKeyRow, AuditRow, ConnectionStatus, TogglConnectionRow
+from timebridge.store.repositories import TogglConnection
 
 #: `last_used_at` is written at most this often (a request is otherwise a read).
 TOUCH_EVERY = timedelta(minutes=1)
@@ -79,12 +82,88 @@ class AuditRecord:
     duration_ms: int
 
 
+@dataclass(frozen=True)
+class ProxyGrant:
+    """What one proxied request needs, read at once: the key, and the connection it asked for
+    (by id) or its owner's default-or-oldest ACTIVE one, with that connection's token."""
+
+    key: ApiKey
+    connection: TogglConnection | None
+    token: SecretStr | None
+
+
+#: Decrypted tokens by ciphertext (a ciphertext always decrypts to the same token); bounded.
+_PLAINTEXTS_MAX = 4096
+
+
 class ApiKeyRepository:
     """An account's gateway keys and its audit trail."""
 
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(self, database: Database, clock: Clock, box: SecretBox | None = None) -> None:
         self._db = database
         self._clock = clock
+        self._box = box
+        self._plaintexts: dict[str, SecretStr] = {}
+
+    async def grant(self, key: str, connection_id: str | None) -> ProxyGrant | None:
+        """The stored key of this secret and, in the same single read, the connection a proxied
+        request of its owner uses: `connection_id` (any status; None if it is not the owner's),
+        else the owner's default connection if ACTIVE, else their oldest ACTIVE one. None if the
+        key is unknown. `last_used_at` is brought up to date at most once a minute."""
+        digest, now = key_digest(key), self._clock.now()
+        connection = TogglConnectionRow.__table__.c
+        if connection_id is not None:
+            joined = and_(
+                connection.account_id == ApiKeyRow.account_id, connection.id == connection_id
+            )
+        else:
+            joined = and_(
+                connection.account_id == ApiKeyRow.account_id,
+                connection.status == ConnectionStatus.ACTIVE.value,
+            )
+        query = (
+            select(ApiKeyRow.__table__, *[c.label(f"c_{c.name}") for c in connection])
+            .select_from(ApiKeyRow.__table__.outerjoin(TogglConnectionRow.__table__, joined))
+            .where(ApiKeyRow.digest == digest)
+            .order_by(connection.is_default.desc(), connection.created_at, connection.id)
+            .limit(1)
+        )
+        async with self._db.read_connection() as db:
+            row = (await db.execute(query)).mappings().first()
+        if row is None:
+            return None
+        found = ApiKey.of(ApiKeyRow(**{c.name: row[c.name] for c in ApiKeyRow.__table__.c}))
+        chosen: TogglConnection | None = None
+        token: SecretStr | None = None
+        if row["c_id"] is not None:
+            fields = {c.name: row[f"c_{c.name}"] for c in connection}
+            # Core rows skip the ORM's types: instants come back as stored (naive on SQLite).
+            chosen_row = TogglConnectionRow(**fields)
+            for name in ("created_at", "updated_at"):
+                value = getattr(chosen_row, name)
+                if value is not None and value.tzinfo is None:
+                    setattr(chosen_row, name, value.replace(tzinfo=now.tzinfo))
+            chosen = TogglConnection.of(chosen_row)
+            token = self._plaintext(chosen_row.token_encrypted)
+        if found.usable(now) and (
+            found.last_used_at is None or now - found.last_used_at >= TOUCH_EVERY
+        ):
+            async with self._db.transaction() as session:
+                await session.execute(
+                    update(ApiKeyRow).where(ApiKeyRow.id == found.id).values(last_used_at=now)
+                )
+        return ProxyGrant(found, chosen, token)
+
+    def _plaintext(self, ciphertext: str | None) -> SecretStr | None:
+        if ciphertext is None or self._box is None:
+            return None
+        token = self._plaintexts.get(ciphertext)
+        if token is None:
+            token = self._box.decrypt(ciphertext)
+            if len(self._plaintexts) >= _PLAINTEXTS_MAX:
+                self._plaintexts.clear()
+            self._plaintexts[ciphertext] = token
+        return token
 
     async def create(
         self,
@@ -223,5 +302,6 @@ __all__ = [
     "ApiKeyNotFound",
     "ApiKeyRepository",
     "AuditRecord",
+    "ProxyGrant",
     "key_digest",
 ]
