@@ -18,6 +18,7 @@ from timebridge.retry import RetryPolicy
 from timebridge.toggl import (
     AsyncTogglClient,
     AuthenticationError,
+    InvalidRequest,
     NotFound,
     QuotaExceeded,
     RateLimited,
@@ -210,3 +211,21 @@ def test_the_cli_says_the_quota_is_spent_when_toggl_or_the_quota_guard_says_so(
         assert result.exit_code == 4, result.output
         assert "Toggl's hourly API quota is used up; it resets in" in result.stderr
     assert "(the gateway said)" in told_by_the_guard.stderr
+
+
+def test_a_key_whose_owner_has_no_connection_is_told_to_make_one(
+    world: World, gateway: str, account: int, tmp_path: Path
+) -> None:
+    lonely = world.key(account)
+    with client(gateway, lonely) as toggl, pytest.raises(InvalidRequest) as refused:
+        toggl.me()
+    assert refused.value.gateway_code == "missing_connection"
+    env = {
+        "TIMEBRIDGE_GATEWAY_URL": gateway,
+        "TIMEBRIDGE_GATEWAY_KEY": lonely,
+        "TOGGL_API_TOKEN": "",
+        "TIMEBRIDGE_CONFIG": str(tmp_path / "config.toml"),
+    }
+    result = CliRunner().invoke(app, ["toggl", "me"], env=env)
+    assert result.exit_code == 2
+    assert "the gateway: No active Toggl Track connection" in result.stderr
