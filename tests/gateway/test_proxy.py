@@ -314,9 +314,13 @@ def test_an_unreachable_toggl_is_a_502(world: World, gateway: str, alice: SimUse
 def test_a_refused_token_confirmed_by_me_fails_the_connection(
     world: World, gateway: str, key: str, alice: SimUser
 ) -> None:
-    world.sim.faults.add(Fault(path="/api/v9/me/workspaces", status=403, times=1))
-    glitch = httpx.get(f"{gateway}/toggl-track/api/v9/me/workspaces", headers=bearer(key))
-    assert glitch.status_code == 403
+    world.sim.faults.add(Fault(path="/api/v9/me/workspaces", status=403, times=3))
+    before = world.upstream_count()
+    for _ in range(3):  # a client looping on a 403 of one path
+        glitch = httpx.get(f"{gateway}/toggl-track/api/v9/me/workspaces", headers=bearer(key))
+        assert glitch.status_code == 403
+    seen = [s.raw_path for s in world.upstream.seen[before:]]
+    assert seen.count("/api/v9/me") == 1, "the token is checked with /me once, not per 403"
 
     async def statuses(store: Store) -> list[ConnectionStatus]:
         account = (await store.accounts.ids())[0]

@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import random
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -70,6 +71,8 @@ CONNECTION_HEADERS = ("timebridge-connection", "maton-connection")
 #: GETs are retried at most this many times on a 5xx or a failed connection.
 GET_RETRIES = 2
 _BACKOFF = 0.05
+#: A refused token is checked with `/me` at most this often per connection (seconds).
+CONFIRM_EVERY = 60.0
 
 router = APIRouter(tags=["gateway"])
 
@@ -197,10 +200,20 @@ async def _send(gateway: GatewayState, request: httpx.Request, *, retries: int) 
 
 
 async def _confirm_refused(
-    gateway: GatewayState, store: Store, connection: TogglConnection, token: str
+    gateway: GatewayState, store: Store, connection: TogglConnection, token: str, path: str
 ) -> None:
     """Toggl refused the stored token: ask `/me` once more; a second refusal marks the
-    connection FAILED (one glitch must not break a user's setup)."""
+    connection FAILED (one glitch must not break a user's setup). At most once a minute per
+    connection and path: a client looping on a 403 (a page only admins may read) must not
+    double its spending of the quota."""
+    now = time.monotonic()
+    seen = f"{connection.id} {path}"
+    last = gateway.confirmed.get(seen)
+    if last is not None and now - last < CONFIRM_EVERY:
+        return
+    if len(gateway.confirmed) > 10_000:
+        gateway.confirmed.clear()
+    gateway.confirmed[seen] = now
     basic = base64.b64encode(f"{token}:api_token".encode()).decode()
     try:
         answer = await gateway.http.get(
@@ -326,7 +339,7 @@ async def _proxy(
     if answer.status_code == 402:
         gateway.guard.spent(connection.id, scope, answer.headers.get("x-toggl-quota-resets-in"))
     elif answer.status_code in (401, 403):
-        await _confirm_refused(gateway, store, connection, token)
+        await _confirm_refused(gateway, store, connection, token, path)
     headers = _passed_back(answer)
     content = redacted(content, answer.headers.get("content-type", ""))
     return Response(content=content, status_code=answer.status_code, headers=headers)

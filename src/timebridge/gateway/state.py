@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import httpx
@@ -22,6 +22,9 @@ class GatewayState:
     guard: QuotaGuard
     http: httpx.AsyncClient
     settings: Settings
+    #: When a connection's token was last checked with `/me` after a 401/403 of a path
+    #: (`"<connection id> <path>"` → monotonic seconds).
+    confirmed: dict[str, float] = field(default_factory=dict)
 
     @property
     def timeout(self) -> httpx.Timeout:
