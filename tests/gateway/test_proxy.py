@@ -383,3 +383,30 @@ def test_a_refused_write_is_audited_too(world: World, gateway: str, alice: SimUs
         return [(r.method, r.status, r.key_prefix) for r in await store.api_keys.audit(account)]
 
     assert world.run(audit) == [("DELETE", 403, read[:11])]
+
+
+def test_the_quota_guard_holds_for_every_connection_to_that_toggl_user(
+    world: World, gateway: str, alice: SimUser
+) -> None:
+    """Toggl counts its quota per Toggl user: another account's connection to the same user is
+    spared the 402 too."""
+    a, b = world.account("a@example.com"), world.account("b@example.com")
+    world.connection(a, alice)
+    world.connection(b, alice)
+    key_a, key_b = world.key(a), world.key(b)
+    world.sim.faults.add(
+        Fault(
+            path="/api/v9/me",
+            status=402,
+            body='"quota"',
+            headers={"X-Toggl-Quota-Resets-In": "600"},
+            times=1,
+        )
+    )
+    me = f"{gateway}/toggl-track/api/v9/me"
+    assert httpx.get(me, headers=bearer(key_a)).status_code == 402
+    before = world.upstream_count()
+    guarded = httpx.get(me, headers=bearer(key_b))
+    assert error_of(guarded) == (429, "quota_exhausted")
+    assert 599 <= int(guarded.headers["Retry-After"]) <= 600
+    assert world.upstream_count() == before

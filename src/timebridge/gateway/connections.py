@@ -219,7 +219,6 @@ async def delete_connection(
             await bridge_of(request).disconnect_toggl(who.account_id)
         else:
             await store.toggl_connections.delete(who.account_id, connection.id)
-        gateway_state(request).guard.forget(connection.id)
         audit["status"] = "200"
         return ConnectionEnvelope(connection=shape(connection, settings_of(request).public_url))
 

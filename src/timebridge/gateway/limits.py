@@ -69,19 +69,20 @@ class QuotaGuard:
         self._until: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
-    def blocked(self, connection_id: str, scope: str) -> float | None:
-        """Seconds until the scope's quota resets, or None if calls may go upstream."""
+    def blocked(self, spender: str, scope: str) -> float | None:
+        """Seconds until the spender's quota of `scope` resets, or None if calls may go
+        upstream. `spender`: whose quota (a Toggl user at an origin, or a connection)."""
         now = self._now()
         with self._lock:
-            until = self._until.get((connection_id, scope))
+            until = self._until.get((spender, scope))
             if until is None:
                 return None
             if until <= now:
-                del self._until[(connection_id, scope)]
+                del self._until[(spender, scope)]
                 return None
             return until - now
 
-    def spent(self, connection_id: str, scope: str, resets_in: str | None) -> None:
+    def spent(self, spender: str, scope: str, resets_in: str | None) -> None:
         """Toggl answered 402 for this scope; `resets_in` is its `X-Toggl-Quota-Resets-In`."""
         try:
             seconds = float(resets_in) if resets_in is not None else math.nan
@@ -90,11 +91,11 @@ class QuotaGuard:
         if not math.isfinite(seconds) or seconds <= 0:
             return
         with self._lock:
-            self._until[(connection_id, scope)] = self._now() + min(seconds, _MAX_GUARD)
+            self._until[(spender, scope)] = self._now() + min(seconds, _MAX_GUARD)
 
-    def forget(self, connection_id: str) -> None:
+    def forget(self, spender: str) -> None:
         with self._lock:
-            for key in [k for k in self._until if k[0] == connection_id]:
+            for key in [k for k in self._until if k[0] == spender]:
                 del self._until[key]
 
 

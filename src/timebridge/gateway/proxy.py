@@ -178,6 +178,14 @@ def choose_connection(grant: ProxyGrant, named: str | None) -> tuple[TogglConnec
     return connection, token.get_secret_value()
 
 
+def quota_spender(connection: TogglConnection) -> str:
+    """Whose quota a connection's requests spend: Toggl counts per Toggl user (and
+    organization), so every connection to one Toggl user shares it."""
+    if connection.toggl_user_id is not None:
+        return f"{connection.origin} user:{connection.toggl_user_id}"
+    return f"connection:{connection.id}"
+
+
 async def _send(gateway: GatewayState, request: httpx.Request, *, retries: int) -> httpx.Response:
     for attempt in range(retries + 1):
         last = attempt == retries
@@ -230,7 +238,7 @@ async def _confirm_refused(
             f"Toggl Track refused the stored API token (HTTP {answer.status_code}); "
             "connect it again with a current token.",
         )
-        gateway.guard.forget(connection.id)
+        gateway.guard.forget(quota_spender(connection))
 
 
 async def proxy(
@@ -311,7 +319,8 @@ async def _proxy(
     connection, token = choose_connection(grant, named)
     audit["connection_id"] = connection.id
     scope = quota_scope(path)
-    blocked = gateway.guard.blocked(connection.id, scope)
+    spender = quota_spender(connection)
+    blocked = gateway.guard.blocked(spender, scope)
     if blocked is not None:
         raise GatewayError(
             429,
@@ -337,7 +346,7 @@ async def _proxy(
             502, "upstream_too_large", "Toggl Track's answer is larger than this gateway passes on."
         )
     if answer.status_code == 402:
-        gateway.guard.spent(connection.id, scope, answer.headers.get("x-toggl-quota-resets-in"))
+        gateway.guard.spent(spender, scope, answer.headers.get("x-toggl-quota-resets-in"))
     elif answer.status_code in (401, 403):
         await _confirm_refused(gateway, store, connection, token, path)
     headers = _passed_back(answer)
