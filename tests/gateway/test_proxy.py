@@ -410,3 +410,16 @@ def test_the_quota_guard_holds_for_every_connection_to_that_toggl_user(
     assert error_of(guarded) == (429, "quota_exhausted")
     assert 599 <= int(guarded.headers["Retry-After"]) <= 600
     assert world.upstream_count() == before
+
+
+def test_the_webhooks_api_is_reached_too(
+    world: World, gateway: str, key: str, alice: SimUser
+) -> None:
+    base = f"{gateway}/toggl-track/webhooks/api/v1"
+    filters = httpx.get(f"{base}/event_filters", headers=bearer(key))
+    assert filters.status_code == 200, filters.text
+    listed = httpx.get(f"{base}/subscriptions/{alice.default_workspace_id}", headers=bearer(key))
+    assert listed.status_code == 200 and listed.json() == []
+    assert world.upstream.seen[-1].raw_path == (
+        f"/webhooks/api/v1/subscriptions/{alice.default_workspace_id}"
+    )
