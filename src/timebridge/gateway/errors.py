@@ -6,18 +6,9 @@ from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """Every error the gateway answers itself: `{"error": {"code", "message"}}`."""
-
-    error: ErrorDetail
+# The JSON API's error body: the same `{"error": {"code", "message"}}`, one schema in OpenAPI.
+from timebridge.web.api import ErrorBody
 
 
 def documented(statuses: Mapping[int, str]) -> dict[int | str, dict[str, object]]:
