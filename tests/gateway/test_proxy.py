@@ -423,3 +423,21 @@ def test_the_webhooks_api_is_reached_too(
     assert world.upstream.seen[-1].raw_path == (
         f"/webhooks/api/v1/subscriptions/{alice.default_workspace_id}"
     )
+
+
+def test_the_stored_token_never_reaches_a_key_holder_in_any_format(
+    world: World, gateway: str, key: str, alice: SimUser
+) -> None:
+    for body, content_type in (
+        (f"token {alice.api_token} is fine", "text/plain"),
+        (f'{{"data": {{"api_token": "{alice.api_token}", "id": 1}}}}', "text/html"),
+        (f'["{alice.api_token}"]', "application/json"),
+    ):
+        world.sim.faults.clear()
+        world.sim.faults.add(
+            Fault(path="/api/v9/me", status=200, body=body, headers={"Content-Type": content_type})
+        )
+        answer = httpx.get(f"{gateway}/toggl-track/api/v9/me", headers=bearer(key))
+        assert answer.status_code == 200
+        assert alice.api_token not in answer.text, body
+    assert answer.json() == ["[redacted]"]

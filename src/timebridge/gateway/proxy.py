@@ -130,17 +130,23 @@ def _redact(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def redacted(content: bytes, content_type: str) -> bytes:
-    """`content` without any `api_token` field, if it is JSON (Toggl echoes the token in `/me`
-    and `/me/workspaces`)."""
-    if b"api_token" not in content or "json" not in content_type.lower():
-        return content
-    try:
-        parsed = json.loads(content)
-    except ValueError:
-        return content
-    cleaned, changed = _redact(parsed)
-    return json.dumps(cleaned, separators=(",", ":")).encode() if changed else content
+def redacted(content: bytes, token: str) -> bytes:
+    """`content` without the stored token: any JSON `api_token` field is removed (Toggl echoes
+    the token in `/me` and `/me/workspaces`), and the token itself, wherever else it appears
+    (in any format), is replaced by `[redacted]`."""
+    if b"api_token" in content:
+        try:
+            parsed = json.loads(content)
+        except ValueError:
+            pass
+        else:
+            cleaned, changed = _redact(parsed)
+            if changed:
+                content = json.dumps(cleaned, separators=(",", ":")).encode()
+    secret = token.encode()
+    if len(secret) >= 8 and secret in content:
+        content = content.replace(secret, b"[redacted]")
+    return content
 
 
 def named_connection(request: Request) -> str | None:
@@ -351,7 +357,7 @@ async def _proxy(
     elif answer.status_code in (401, 403):
         await _confirm_refused(gateway, store, connection, token, path)
     headers = _passed_back(answer)
-    content = redacted(content, answer.headers.get("content-type", ""))
+    content = redacted(content, token)
     return Response(content=content, status_code=answer.status_code, headers=headers)
 
 
