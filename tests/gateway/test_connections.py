@@ -53,6 +53,8 @@ def test_create_pending_then_direct_list_get_delete(
     active = direct.json()["connection"]
     assert active["status"] == "ACTIVE"
     assert active["metadata"]["toggl_user_id"] == alice.id
+    # The PENDING default gave way to the working one (the bridge syncs the default).
+    assert active["metadata"]["default"] is True
     assert alice.api_token not in direct.text
 
     listed = httpx.get(f"{gateway}/connections", headers=bearer(key)).json()["connections"]

@@ -115,7 +115,7 @@ async def test_a_pending_connection_is_completed_on_the_page_its_url_names(
     assert after.json()["connection"]["status"] == "ACTIVE"
     assert after.json()["connection"]["metadata"]["toggl_user_id"] == alice.id
     (only,) = await store.toggl_connections.list(account)
-    assert only.status is ConnectionStatus.ACTIVE
+    assert only.status is ConnectionStatus.ACTIVE and only.is_default
     assert (await store.toggl_connections.get(other, foreign.id)).status is (
         ConnectionStatus.PENDING
     )

@@ -171,14 +171,26 @@ async def _create(request: Request, who: Caller, token: SecretStr | None) -> Tog
         raise GatewayError(
             502, "upstream_error", "Toggl Track could not check the token; try again later."
         ) from None
+    connection: TogglConnection | None = None
     for existing in await store.toggl_connections.list(who.account_id):
         if existing.toggl_user_id == me.id:
-            return await store.toggl_connections.set_token(
+            connection = await store.toggl_connections.set_token(
                 who.account_id, existing.id, token, toggl_user_id=me.id, origin=origin
             )
-    return await store.toggl_connections.create(
-        who.account_id, token, label=me.fullname or me.email, toggl_user_id=me.id, origin=origin
-    )
+            break
+    if connection is None:
+        connection = await store.toggl_connections.create(
+            who.account_id,
+            token,
+            label=me.fullname or me.email,
+            toggl_user_id=me.id,
+            origin=origin,
+        )
+    default = await store.toggl_connections.default(who.account_id)
+    if default is None or default.status is not ConnectionStatus.ACTIVE:
+        # The bridge syncs the default: a PENDING or FAILED one gives way to a working one.
+        connection = await store.toggl_connections.set_default(who.account_id, connection.id)
+    return connection
 
 
 @router.get(

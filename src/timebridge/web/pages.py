@@ -321,6 +321,10 @@ async def _complete_connection(
         label=me.fullname or me.email,
         origin=origin,
     )
+    default = await bridge.store.toggl_connections.default(account_id)
+    if default is None or default.status is not ConnectionStatus.ACTIVE:
+        # The bridge syncs the default: a PENDING or FAILED one gives way to a working one.
+        connection = await bridge.store.toggl_connections.set_default(account_id, connection_id)
     return connection, me
 
 
