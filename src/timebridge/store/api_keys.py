@@ -11,9 +11,10 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import and_, select, update
+from sqlalchemy import Select, and_, bindparam, select, update
 
 from timebridge.clock import Clock
 from timebridge.store.crypto import SecretBox
@@ -92,6 +93,29 @@ class ProxyGrant:
     token: SecretStr | None
 
 
+def _grant_query(*, named: bool) -> Select[Any]:
+    """One key (by digest) joined with the connection a proxied request uses (see `grant`);
+    built once, run with bound parameters."""
+    connection = TogglConnectionRow.__table__.c
+    keys = ApiKeyRow.__table__.c
+    joined = and_(
+        connection.account_id == keys.account_id,
+        connection.id == bindparam("named")
+        if named
+        else connection.status == ConnectionStatus.ACTIVE.value,
+    )
+    return (
+        select(*keys, *[column.label(f"c_{column.name}") for column in connection])
+        .select_from(ApiKeyRow.__table__.outerjoin(TogglConnectionRow.__table__, joined))
+        .where(keys.digest == bindparam("digest"))
+        .order_by(connection.is_default.desc(), connection.created_at, connection.id)
+        .limit(1)
+    )
+
+
+_GRANT_NAMED = _grant_query(named=True)
+_GRANT_DEFAULT = _grant_query(named=False)
+
 #: Decrypted tokens by ciphertext (a ciphertext always decrypts to the same token); bounded.
 _PLAINTEXTS_MAX = 4096
 
@@ -111,40 +135,42 @@ class ApiKeyRepository:
         else the owner's default connection if ACTIVE, else their oldest ACTIVE one. None if the
         key is unknown. `last_used_at` is brought up to date at most once a minute."""
         digest, now = key_digest(key), self._clock.now()
-        connection = TogglConnectionRow.__table__.c
-        if connection_id is not None:
-            joined = and_(
-                connection.account_id == ApiKeyRow.account_id, connection.id == connection_id
-            )
-        else:
-            joined = and_(
-                connection.account_id == ApiKeyRow.account_id,
-                connection.status == ConnectionStatus.ACTIVE.value,
-            )
-        query = (
-            select(ApiKeyRow.__table__, *[c.label(f"c_{c.name}") for c in connection])
-            .select_from(ApiKeyRow.__table__.outerjoin(TogglConnectionRow.__table__, joined))
-            .where(ApiKeyRow.digest == digest)
-            .order_by(connection.is_default.desc(), connection.created_at, connection.id)
-            .limit(1)
-        )
         async with self._db.read_connection() as db:
-            row = (await db.execute(query)).mappings().first()
+            if connection_id is not None:
+                result = await db.execute(_GRANT_NAMED, {"digest": digest, "named": connection_id})
+            else:
+                result = await db.execute(_GRANT_DEFAULT, {"digest": digest})
+            row = result.mappings().first()
         if row is None:
             return None
-        found = ApiKey.of(ApiKeyRow(**{c.name: row[c.name] for c in ApiKeyRow.__table__.c}))
+        found = ApiKey(
+            id=row["id"],
+            account_id=row["account_id"],
+            prefix=row["prefix"],
+            name=row["name"],
+            scopes=frozenset(row["scopes"].split()),
+            created_at=row["created_at"],
+            last_used_at=row["last_used_at"],
+            expires_at=row["expires_at"],
+            revoked_at=row["revoked_at"],
+        )
         chosen: TogglConnection | None = None
         token: SecretStr | None = None
         if row["c_id"] is not None:
-            fields = {c.name: row[f"c_{c.name}"] for c in connection}
-            # Core rows skip the ORM's types: instants come back as stored (naive on SQLite).
-            chosen_row = TogglConnectionRow(**fields)
-            for name in ("created_at", "updated_at"):
-                value = getattr(chosen_row, name)
-                if value is not None and value.tzinfo is None:
-                    setattr(chosen_row, name, value.replace(tzinfo=now.tzinfo))
-            chosen = TogglConnection.of(chosen_row)
-            token = self._plaintext(chosen_row.token_encrypted)
+            chosen = TogglConnection(
+                id=row["c_id"],
+                account_id=row["c_account_id"],
+                status=ConnectionStatus(row["c_status"]),
+                is_default=bool(row["c_is_default"]),
+                has_token=row["c_token_encrypted"] is not None,
+                label=row["c_label"],
+                toggl_user_id=row["c_toggl_user_id"],
+                failure_reason=row["c_failure_reason"],
+                created_at=row["c_created_at"],
+                updated_at=row["c_updated_at"],
+                origin=row["c_origin"],
+            )
+            token = self._plaintext(row["c_token_encrypted"])
         if found.usable(now) and (
             found.last_used_at is None or now - found.last_used_at >= TOUCH_EVERY
         ):
