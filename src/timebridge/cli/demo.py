@@ -237,6 +237,23 @@ def _serve(
         markup=False,
     )
     now_serving()
+    _open_when_a_browser_is_at_hand(link)
     server.run(sockets=[listener])
     if not server.started:
         fail("the service did not start (see the log above)", ExitCode.OTHER)
+
+
+def _open_when_a_browser_is_at_hand(url: str) -> None:
+    """Open the sign-in link in the user's browser: only on a desktop (a display on Linux, or
+    macOS/Windows), never in a terminal session without one, and silently if none is found."""
+    import os
+    import sys
+    import threading
+    import webbrowser
+
+    desktop = sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    if desktop and not os.environ.get("TIMEBRIDGE_NO_BROWSER"):
+        # After the server starts listening (the link must answer); never blocks the demo.
+        threading.Timer(1.0, lambda: webbrowser.open(url, new=2)).start()
