@@ -212,20 +212,41 @@ def test_gateway_arguments_that_cannot_work_are_refused_before_any_request(
 # --- the key stays secret ----------------------------------------------------------------------
 
 
-def test_the_key_is_never_in_a_repr_or_a_log(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
-    gateway = StandIn(lambda _request: gateway_error(401, "invalid_key", "the key is not valid"))
-    with gateway.client(connection="conn_42") as toggl:
-        assert KEY not in repr(toggl)
-        assert "conn_42" in repr(toggl)
-        with pytest.raises(AuthenticationError) as refused:
-            toggl.me()
+def test_the_key_is_never_in_a_repr_or_a_log() -> None:
+    # httpx's and httpcore's own records, caught at their loggers: whatever another test did to
+    # the root logger's handlers, these still see every record the request makes.
+    records: list[logging.LogRecord] = []
+
+    class Catcher(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    catcher = Catcher(logging.DEBUG)
+    watched = [logging.getLogger(name) for name in ("httpx", "httpcore", "timebridge")]
+    levels = [logger.level for logger in watched]
+    for logger in watched:
+        logger.addHandler(catcher)
+        logger.setLevel(logging.DEBUG)
+    try:
+        gateway = StandIn(
+            lambda _request: gateway_error(401, "invalid_key", "the key is not valid")
+        )
+        with gateway.client(connection="conn_42") as toggl:
+            assert KEY not in repr(toggl)
+            assert "conn_42" in repr(toggl)
+            with pytest.raises(AuthenticationError) as refused:
+                toggl.me()
+    finally:
+        for logger, level in zip(watched, levels, strict=True):
+            logger.removeHandler(catcher)
+            logger.setLevel(level)
     assert KEY not in str(refused.value)
     assert KEY not in repr(refused.value)
     assert KEY not in repr(GatewayKeyAuth(KEY))
-    assert caplog.records, "httpx logs each request at DEBUG/INFO"
-    for record in caplog.records:
+    assert records, "httpx logs each request at DEBUG/INFO"
+    for record in records:
         assert KEY not in record.getMessage()
+        assert KEY not in str(record.__dict__)
 
 
 # --- the gateway's answers as the client's errors -------------------------------------------------

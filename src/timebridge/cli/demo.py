@@ -227,6 +227,9 @@ def _serve(
     schedule = _DEFAULT_CRON[1] if settings.sync_cron == _DEFAULT_CRON[0] else settings.sync_cron
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, lifespan="on"))
     link = asyncio.run(sign_in_link(settings, account_id))
+    # Listening before "serving" is printed: a browser (or script) that connects at once waits
+    # in the backlog for the server instead of being refused.
+    listener.listen(128)
     console.print(
         f"Timebridge is serving on {site} (the pages, /api/v1, /healthz, /metrics; syncs "
         f"{schedule}). Ctrl+C stops everything."
