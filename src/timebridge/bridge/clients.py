@@ -62,6 +62,12 @@ class Upstreams:
         )
         return cls(exist_app=app, clock=clock, retry=retry, pool=pool)
 
+    @property
+    def pool(self) -> ConnectionPool | None:
+        """The keep-alive connections every client here shares (None: each connects anew);
+        the gateway's own HTTP client borrows from it too."""
+        return self._pool
+
     def toggl(self, token: SecretStr, origin: str) -> AsyncTogglClient:
         """A Toggl client sending `token` to `origin` only."""
         return AsyncTogglClient(

@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
@@ -79,6 +79,7 @@ class Bridge:
         #: What the pages and the API show of an account (no upstream request).
         self.views = Views(store, upstreams.clock)
         self._locks: dict[int, _AccountLock] = {}
+        self._quota_listeners: list[QuotaListener] = []
 
     @classmethod
     def from_settings(
@@ -93,6 +94,12 @@ class Bridge:
         """A bridge with the service's Exist OAuth client, clock, retries and pool."""
         upstreams = Upstreams.from_settings(settings, clock=clock, retry=retry, pool=pool)
         return cls(store, upstreams, run_history=timedelta(days=settings.run_history_days))
+
+    def on_quota_spent(self, listener: QuotaListener) -> None:
+        """Call `listener(connection, seconds)` when a run finds the Toggl quota of the
+        account's default connection spent, with the seconds until Toggl said it resets (the
+        gateway's quota guard listens: the bridge's requests and the gateway's share a quota)."""
+        self._quota_listeners.append(listener)
 
     # --- runs ---------------------------------------------------------------------------------
 
@@ -473,6 +480,16 @@ class Bridge:
     def _keep_tokens(self, account_id: int) -> _KeepTokens:
         return _KeepTokens(self.store, account_id)
 
+    async def _tell_quota_spent(self, account_id: int, resets_at: datetime) -> None:
+        if not self._quota_listeners:
+            return
+        connection = await self.store.toggl_connections.default(account_id)
+        seconds = (resets_at - self.upstreams.clock.now()).total_seconds()
+        if connection is None or seconds <= 0:
+            return
+        for listener in self._quota_listeners:
+            listener(connection, seconds)
+
     async def _after(self, report: RunReport, exist_connection: ExistState) -> None:
         store, user_id = self.store, report.user_id
         if report.outcome is RunOutcome.DISCONNECTED:
@@ -481,6 +498,8 @@ class Bridge:
         elif report.outcome is RunOutcome.EXIST_BROKEN:
             logger.warning("user %s: Exist refused the token after a refresh", user_id)
             await store.exist_connections.mark_broken(user_id)
+        elif report.outcome is RunOutcome.QUOTA_EXCEEDED and report.next_sync_after is not None:
+            await self._tell_quota_spent(user_id, report.next_sync_after)
         # One write for the record and, only if the run read a different one, the zone.
         zone = None
         if report.zone is not None and report.zone_checked_at is not None:
@@ -491,6 +510,10 @@ class Bridge:
         metrics.record_run(
             report.kind, report.outcome, report.duration.total_seconds(), report.values_written
         )
+
+
+#: Told which connection's Toggl quota a run found spent, and the seconds until it resets.
+QuotaListener = Callable[[TogglConnection, float], None]
 
 
 class _AccountLock:

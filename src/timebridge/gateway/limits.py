@@ -14,6 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from timebridge.store import TogglConnection
 
 #: Buckets and guards not touched for this long are forgotten.
 _FORGET_AFTER = 3600.0
@@ -99,9 +103,17 @@ class QuotaGuard:
                 del self._until[key]
 
 
+def quota_spender(connection: TogglConnection) -> str:
+    """Whose quota a connection's requests spend: Toggl counts per Toggl user (and
+    organization), so every connection to one Toggl user shares it."""
+    if connection.toggl_user_id is not None:
+        return f"{connection.origin} user:{connection.toggl_user_id}"
+    return f"connection:{connection.id}"
+
+
 def retry_after(seconds: float) -> str:
     """A `Retry-After` value: whole seconds, rounded up, at least 1."""
     return str(max(1, math.ceil(seconds)))
 
 
-__all__ = ["QuotaGuard", "RateLimiter", "retry_after"]
+__all__ = ["QuotaGuard", "RateLimiter", "quota_spender", "retry_after"]

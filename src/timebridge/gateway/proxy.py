@@ -32,7 +32,7 @@ from timebridge.gateway.auth import (
 )
 from timebridge.gateway.errors import GatewayError, documented
 from timebridge.gateway.keys import PROXY_READ, PROXY_WRITE
-from timebridge.gateway.limits import retry_after
+from timebridge.gateway.limits import quota_spender, retry_after
 from timebridge.gateway.paths import PathRefused, checked_path, quota_scope
 from timebridge.gateway.state import GatewayState, gateway_state
 from timebridge.store import ConnectionStatus, ProxyGrant, Store, TogglConnection
@@ -182,14 +182,6 @@ def choose_connection(grant: ProxyGrant, named: str | None) -> tuple[TogglConnec
             "No active Toggl Track connection: create one with POST /connections.",
         )
     return connection, token.get_secret_value()
-
-
-def quota_spender(connection: TogglConnection) -> str:
-    """Whose quota a connection's requests spend: Toggl counts per Toggl user (and
-    organization), so every connection to one Toggl user shares it."""
-    if connection.toggl_user_id is not None:
-        return f"{connection.origin} user:{connection.toggl_user_id}"
-    return f"connection:{connection.id}"
 
 
 async def _send(gateway: GatewayState, request: httpx.Request, *, retries: int) -> httpx.Response:

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI, Request
 
 from timebridge.config import Settings
-from timebridge.gateway.limits import QuotaGuard, RateLimiter
+from timebridge.gateway.limits import QuotaGuard, RateLimiter, quota_spender
 from timebridge.web.state import service_state
 
 
@@ -54,18 +54,26 @@ def install_lifespan(app: FastAPI) -> None:
         async with inner(app):
             service = service_state(app)
             bridge = service.bridge
-            pool = bridge.upstreams._pool if bridge is not None else None
+            pool = bridge.upstreams.pool if bridge is not None else None
             http = httpx.AsyncClient(
                 transport=pool.lend() if pool is not None else None,
                 follow_redirects=False,
                 trust_env=False,
             )
+            guard = QuotaGuard()
             app.state.gateway = GatewayState(
                 limiter=RateLimiter(service.settings.gateway_rate_limit),
-                guard=QuotaGuard(),
+                guard=guard,
                 http=http,
                 settings=service.settings,
             )
+            if bridge is not None:
+                # A sync that meets a spent quota spares the gateway's callers the 402 too.
+                bridge.on_quota_spent(
+                    lambda connection, seconds: guard.spent(
+                        quota_spender(connection), "user", str(seconds)
+                    )
+                )
             try:
                 yield
             finally:
