@@ -18,7 +18,6 @@ store use `bridge.store` and the read models `bridge.views`. Only `GET /projects
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime
@@ -64,6 +63,7 @@ from timebridge.toggl import errors as toggl_errors
 from timebridge.web.auth import CSRF_HEADER, SESSION_COOKIE, Changing, SignedIn
 from timebridge.web.errors import api_error
 from timebridge.web.state import bridge_of, service_state, settings_of
+from timebridge.web.state import sync_now as sync_now_of
 
 #: The Exist attributes a Toggl project can be mapped to.
 Attribute = Literal[
@@ -1054,12 +1054,7 @@ _RUN_ERRORS = _errors(*_WRITE_ERRORS, 409)
 async def sync_now(request: Request, viewer: Changing) -> RunReportOut:
     """Bring Exist to Toggl's truth now. A run that failed upstream is still a run: its
     `outcome` and `error` say what happened (and it is recorded)."""
-    state = service_state(request.app)
-    scheduler = state.scheduler
-    if scheduler is not None and state.scheduler_running:
-        # The scheduler's own run: never two syncs of one account at once.
-        return _report(await asyncio.shield(scheduler.sync_now(viewer.account_id)))
-    return _report(await bridge_of(request).sync(viewer.account_id))
+    return _report(await sync_now_of(request, viewer.account_id))
 
 
 @router.post(

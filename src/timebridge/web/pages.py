@@ -51,6 +51,7 @@ from timebridge.toggl import errors as toggl_errors
 from timebridge.web.auth import SESSION_COOKIE, Changing, SignedIn, Viewer
 from timebridge.web.charts import ChartDay, day_chart, day_label, minutes_text
 from timebridge.web.state import bridge_of, service_state, settings_of
+from timebridge.web.state import sync_now as sync_now_of
 from timebridge.web.templating import render, templates
 
 router = APIRouter(include_in_schema=False)
@@ -247,10 +248,7 @@ async def _run(request: Request, account_id: int, kind: str) -> RunReport | Skip
         return await bridge.zero_out(account_id)
     if kind == "repair":
         return await bridge.repair(account_id)
-    scheduler = service_state(request.app).scheduler
-    if scheduler is not None:
-        return await scheduler.sync_now(account_id)
-    return await bridge.sync(account_id)
+    return await sync_now_of(request, account_id)
 
 
 def _after_run(result: RunReport | Skipped, done: str) -> RedirectResponse:

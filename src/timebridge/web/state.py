@@ -51,8 +51,26 @@ def bridge_of(request: Request) -> Bridge:
     return bridge
 
 
+async def sync_now(request: Request, account_id: int) -> RunReport | Skipped:
+    """ "Sync now" for a page or the API: the running scheduler's own run of the account when
+    there is one (joining a sync already under way, and keeping its quota wait), else the
+    Bridge's. A client that goes away does not cancel the run."""
+    state = service_state(request.app)
+    scheduler = state.scheduler
+    if scheduler is not None and state.scheduler_running:
+        return await asyncio.shield(scheduler.sync_now(account_id))
+    return await bridge_of(request).sync(account_id)
+
+
 def settings_of(request: Request) -> Settings:
     return service_state(request.app).settings
 
 
-__all__ = ["ServiceState", "SyncScheduler", "bridge_of", "service_state", "settings_of"]
+__all__ = [
+    "ServiceState",
+    "SyncScheduler",
+    "bridge_of",
+    "service_state",
+    "settings_of",
+    "sync_now",
+]
