@@ -72,3 +72,35 @@ async def test_a_closed_driver_opens_no_new_client() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await driver.send(ApiRequest("GET", "https://api.example.test/me"))
     assert opened == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("https://api.example.test/api/v9", "https://api.example.test/webhooks/api/v1/x/1"),
+        ("http://127.0.0.1:8181/api/v9/", "http://127.0.0.1:8181/webhooks/api/v1/x/1"),
+        (
+            "https://tb.example/toggl-track/api/v9/",
+            "https://tb.example/toggl-track/webhooks/api/v1/x/1",
+        ),
+        (
+            "https://tb.example/behind/a/proxy/toggl-track/api/v9",
+            "https://tb.example/behind/a/proxy/toggl-track/webhooks/api/v1/x/1",
+        ),
+    ],
+)
+def test_leading_dot_dot_segments_climb_the_base_urls_path(base_url: str, expected: str) -> None:
+    with httpx.Client(base_url=base_url) as http:
+        request = _build(
+            http, ApiRequest("GET", "../../webhooks/api/v1/x/1", params={"offset": 50})
+        )
+    assert request.url == httpx.URL(f"{expected}?offset=50")
+
+
+def test_climbing_above_the_base_urls_path_is_refused(http: httpx.Client) -> None:
+    with pytest.raises(ValueError, match="climbs above"):
+        _build(http, ApiRequest("GET", "../../../webhooks"))
+    with pytest.raises(ValueError, match=r"leading '\.\./'"):
+        _build(http, ApiRequest("GET", ".././webhooks"))
+    # Dot segments anywhere else are left to the URL parser, as before.
+    assert _build(http, ApiRequest("GET", "me/../me")).url.path == "/api/v9/me"

@@ -33,7 +33,15 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 @dataclass(frozen=True)
 class ApiRequest:
-    """One HTTP request of an API, relative to the client's base URL."""
+    """One HTTP request of an API, relative to the client's base URL.
+
+    `path` is joined to the base URL (`me` under `https://api.track.toggl.com/api/v9/` is
+    `…/api/v9/me`); each leading `../` first climbs one segment of the base URL's path, to reach
+    a sibling API of the same service (`../../webhooks/api/v1/event_filters` is
+    `https://api.track.toggl.com/webhooks/api/v1/event_filters`, and under a gateway's
+    `…/toggl-track/api/v9/` it is `…/toggl-track/webhooks/api/v1/event_filters`). Climbing above
+    the base URL's path is a `ValueError`. An absolute `http(s)://` URL is used as it is.
+    """
 
     method: str
     path: str
@@ -113,7 +121,13 @@ def _build(http: httpx.Client | httpx.AsyncClient, request: ApiRequest) -> httpx
     0.1 ms a request; the clients here set no client-wide query or cookies, so nothing is lost.
     """
     path = request.path
-    url = path if path.startswith(_ABSOLUTE) else f"{http.base_url}{path.lstrip('/')}"
+    if path.startswith(_ABSOLUTE):
+        url = path
+    elif path.startswith(_UP):
+        climbed = len(path) - len(path.lstrip("./"))
+        url = _climb(str(http.base_url), path[:climbed]) + path[climbed:]
+    else:
+        url = f"{http.base_url}{path.lstrip('/')}"
     query = request.query()
     if query:
         url += ("&" if "?" in url else "?") + str(httpx.QueryParams(query))
@@ -128,6 +142,23 @@ def _build(http: httpx.Client | httpx.AsyncClient, request: ApiRequest) -> httpx
 
 
 _ABSOLUTE = ("http://", "https://")
+_UP = "../"
+
+
+@functools.lru_cache(maxsize=64)
+def _climb(base_url: str, ups: str) -> str:
+    """`base_url` (which ends with `/`) with as many trailing path segments removed as `ups`
+    holds `../`; `ups` is only `.` and `/` characters, and must be a run of `../`."""
+    levels, rest = divmod(len(ups), len(_UP))
+    if rest or ups != _UP * levels:
+        raise ValueError(f"a path may climb only with leading '../' segments (got {ups!r})")
+    authority_end = base_url.find("/", base_url.find("//") + 2)
+    origin, base_path = base_url[:authority_end], base_url[authority_end:]
+    segments = base_path.strip("/").split("/") if base_path.strip("/") else []
+    if levels > len(segments):
+        raise ValueError(f"{ups!r} climbs above the base URL {base_url}")
+    kept = segments[: len(segments) - levels]
+    return origin + "/" + "".join(f"{segment}/" for segment in kept)
 
 
 def _result(stop: StopIteration) -> object:

@@ -1,4 +1,4 @@
-"""Typed client for the Toggl Track v9 API."""
+"""Typed client for the Toggl Track v9 API and its Webhooks API v1."""
 
 from timebridge.toggl._api import SINCE_MAX_AGE, TIME_ENTRIES_CAP
 from timebridge.toggl.client import (
@@ -14,6 +14,7 @@ from timebridge.toggl.client import (
 from timebridge.toggl.errors import (
     GATEWAY_QUOTA_GUARD_CODE,
     AuthenticationError,
+    CallbackUnreachable,
     CredentialsMissing,
     InvalidRequest,
     NotFound,
@@ -23,6 +24,7 @@ from timebridge.toggl.errors import (
     StartDateTooEarly,
     TogglError,
     TransportError,
+    WebhookLimitReached,
 )
 from timebridge.toggl.models import (
     Client,
@@ -37,6 +39,10 @@ from timebridge.toggl.models import (
     TimeEntry,
     TimeEntryCreate,
     TimeEntryUpdate,
+    WebhookDelivery,
+    WebhookEventFilter,
+    WebhookSubscription,
+    WebhookSubscriptionCreate,
     Workspace,
     WorkspaceUser,
 )
@@ -49,6 +55,7 @@ __all__ = [
     "TIME_ENTRIES_CAP",
     "AsyncTogglClient",
     "AuthenticationError",
+    "CallbackUnreachable",
     "Client",
     "ClientCreate",
     "ClientUpdate",
@@ -74,6 +81,11 @@ __all__ = [
     "TogglError",
     "TogglTokenAuth",
     "TransportError",
+    "WebhookDelivery",
+    "WebhookEventFilter",
+    "WebhookLimitReached",
+    "WebhookSubscription",
+    "WebhookSubscriptionCreate",
     "Workspace",
     "WorkspaceUser",
     "gateway_base_url",

@@ -1,4 +1,5 @@
-"""Every Toggl Track v9 call, built in one place as an I/O-free operation.
+"""Every Toggl Track call (API v9, and Webhooks API v1), built in one place as an I/O-free
+operation.
 
 Each function validates its arguments (raising `ValueError` before any request), yields the
 request(s) it needs and parses the answers into models. `AsyncTogglClient` and `TogglClient` run
@@ -11,6 +12,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -33,6 +35,9 @@ from timebridge.toggl.models import (
     TimeEntry,
     TimeEntryCreate,
     TimeEntryUpdate,
+    WebhookDelivery,
+    WebhookSubscription,
+    WebhookSubscriptionCreate,
     Workspace,
     WorkspaceUser,
 )
@@ -44,6 +49,9 @@ TIME_ENTRIES_CAP = 1000
 #: How far back `since` may reach before Toggl refuses it.
 SINCE_MAX_AGE = timedelta(days=90)
 PROJECTS_MAX_PER_PAGE = 200
+#: The Webhooks API v1, beside v9 under the same root: from a base URL `<root>/api/v9/` (Toggl's,
+#: a simulator's, or a gateway's `…/toggl-track/api/v9/`) it is `<root>/webhooks/api/v1/`.
+WEBHOOKS = "../../webhooks/api/v1"
 
 # Toggl answers `null` rather than `[]` for some empty lists.
 _TIME_ENTRIES = TypeAdapter(list[TimeEntry] | None)
@@ -424,4 +432,99 @@ def update_tag(workspace_id: int, tag_id: int, tag: TagChange) -> Operation[Tag]
 
 def delete_tag(workspace_id: int, tag_id: int) -> Operation[None]:
     yield ApiRequest("DELETE", f"{_ws(workspace_id)}/tags/{_positive_id('tag_id', tag_id)}")
+    return None
+
+
+# --- webhooks (Webhooks API v1) -----------------------------------------------------------------
+
+
+def _subs(workspace_id: int) -> str:
+    return f"{WEBHOOKS}/subscriptions/{_positive_id('workspace_id', workspace_id)}"
+
+
+def _sub(workspace_id: int, subscription_id: int) -> str:
+    return f"{_subs(workspace_id)}/{_positive_id('subscription_id', subscription_id)}"
+
+
+def webhook_event_filters() -> Operation[dict[str, list[str]]]:
+    """`GET /event_filters`: each entity and the actions a subscription may filter on."""
+    response = yield ApiRequest("GET", f"{WEBHOOKS}/event_filters")
+    payload = response.json() or {}
+    return {
+        str(entity): [str(action) for action in actions or []]
+        for entity, actions in payload.items()
+    }
+
+
+def webhook_subscriptions(workspace_id: int) -> Operation[list[WebhookSubscription]]:
+    response = yield ApiRequest("GET", _subs(workspace_id))
+    return _many(WebhookSubscription, response)
+
+
+def create_webhook_subscription(
+    workspace_id: int, subscription: WebhookSubscriptionCreate
+) -> Operation[WebhookSubscription]:
+    """`POST /subscriptions/{wid}`; Toggl probes the callback before answering. Never repeated:
+    a retry after a lost answer would create a second subscription."""
+    response = yield ApiRequest(
+        "POST", _subs(workspace_id), json=subscription.body(), idempotent=False
+    )
+    return _one(WebhookSubscription, response)
+
+
+def set_webhook_subscription_enabled(
+    workspace_id: int, subscription_id: int, enabled: bool
+) -> Operation[WebhookSubscription]:
+    """`PATCH /subscriptions/{wid}/{sid}` with `{"enabled": …}`; enabling probes the callback.
+    Never repeated (each enabling probes the callback again and counts against the limit)."""
+    response = yield ApiRequest(
+        "PATCH",
+        _sub(workspace_id, subscription_id),
+        json={"enabled": bool(enabled)},
+        idempotent=False,
+    )
+    return _one(WebhookSubscription, response)
+
+
+def delete_webhook_subscription(workspace_id: int, subscription_id: int) -> Operation[None]:
+    yield ApiRequest("DELETE", _sub(workspace_id, subscription_id))
+    return None
+
+
+def ping_webhook_subscription(workspace_id: int, subscription_id: int) -> Operation[None]:
+    """`POST /ping/{wid}/{sid}`: Toggl sends the callback a PING event (not repeated)."""
+    path = (
+        f"{WEBHOOKS}/ping/{_positive_id('workspace_id', workspace_id)}"
+        f"/{_positive_id('subscription_id', subscription_id)}"
+    )
+    yield ApiRequest("POST", path, idempotent=False)
+    return None
+
+
+def webhook_deliveries(
+    workspace_id: int, subscription_id: int, offset: int = 0
+) -> Operation[list[WebhookDelivery]]:
+    """`GET /subscriptions/{wid}/{sid}/events`: the recent deliveries, newest first."""
+    if offset < 0:
+        raise ValueError(f"offset must not be negative (got {offset})")
+    response = yield ApiRequest(
+        "GET",
+        f"{_sub(workspace_id, subscription_id)}/events",
+        {"offset": offset or None},
+    )
+    return _many(WebhookDelivery, response)
+
+
+def validate_webhook_subscription(
+    workspace_id: int, subscription_id: int, validation_code: str
+) -> Operation[None]:
+    """`GET /validate/{wid}/{sid}/{code}`: validate with the code a PING carried."""
+    code = validation_code.strip()
+    if not code:
+        raise ValueError("the validation code is empty")
+    path = (
+        f"{WEBHOOKS}/validate/{_positive_id('workspace_id', workspace_id)}"
+        f"/{_positive_id('subscription_id', subscription_id)}/{quote(code, safe='')}"
+    )
+    yield ApiRequest("GET", path)
     return None

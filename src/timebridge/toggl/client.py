@@ -39,6 +39,9 @@ from timebridge.toggl.models import (
     TimeEntry,
     TimeEntryCreate,
     TimeEntryUpdate,
+    WebhookDelivery,
+    WebhookSubscription,
+    WebhookSubscriptionCreate,
     Workspace,
     WorkspaceUser,
 )
@@ -500,6 +503,52 @@ class AsyncTogglClient:
     async def delete_tag(self, workspace_id: int, tag_id: int) -> None:
         await self._run(_api.delete_tag(workspace_id, tag_id))
 
+    # webhooks (Webhooks API v1, beside v9: `<root>/webhooks/api/v1/`)
+    async def webhook_event_filters(self) -> dict[str, list[str]]:
+        """Each entity a subscription may filter on, with its actions."""
+        return await self._run(_api.webhook_event_filters())
+
+    async def webhook_subscriptions(self, workspace_id: int) -> list[WebhookSubscription]:
+        return await self._run(_api.webhook_subscriptions(workspace_id))
+
+    async def create_webhook_subscription(
+        self, workspace_id: int, subscription: WebhookSubscriptionCreate
+    ) -> WebhookSubscription:
+        """Create a subscription. Toggl first POSTs a PING to its callback, which must answer
+        200 (`CallbackUnreachable` otherwise); over the plan's allowance it is
+        `WebhookLimitReached`. Never retried."""
+        return await self._run(_api.create_webhook_subscription(workspace_id, subscription))
+
+    async def set_webhook_subscription_enabled(
+        self, workspace_id: int, subscription_id: int, enabled: bool
+    ) -> WebhookSubscription:
+        """Enable (probing the callback, as on create) or disable a subscription. Never
+        retried."""
+        return await self._run(
+            _api.set_webhook_subscription_enabled(workspace_id, subscription_id, enabled)
+        )
+
+    async def delete_webhook_subscription(self, workspace_id: int, subscription_id: int) -> None:
+        await self._run(_api.delete_webhook_subscription(workspace_id, subscription_id))
+
+    async def ping_webhook_subscription(self, workspace_id: int, subscription_id: int) -> None:
+        """Have Toggl send the callback a PING event (asynchronously; see the deliveries)."""
+        await self._run(_api.ping_webhook_subscription(workspace_id, subscription_id))
+
+    async def webhook_deliveries(
+        self, workspace_id: int, subscription_id: int, offset: int = 0
+    ) -> list[WebhookDelivery]:
+        """A page of the subscription's recent deliveries, newest first (from `offset`)."""
+        return await self._run(_api.webhook_deliveries(workspace_id, subscription_id, offset))
+
+    async def validate_webhook_subscription(
+        self, workspace_id: int, subscription_id: int, validation_code: str
+    ) -> None:
+        """Validate a subscription with the `validation_code` its PING carried."""
+        await self._run(
+            _api.validate_webhook_subscription(workspace_id, subscription_id, validation_code)
+        )
+
 
 class TogglClient:
     """Synchronous client for the Toggl Track v9 API, with the same methods as the async one
@@ -758,3 +807,49 @@ class TogglClient:
 
     def delete_tag(self, workspace_id: int, tag_id: int) -> None:
         self._run(_api.delete_tag(workspace_id, tag_id))
+
+    # webhooks (Webhooks API v1, beside v9: `<root>/webhooks/api/v1/`)
+    def webhook_event_filters(self) -> dict[str, list[str]]:
+        """Each entity a subscription may filter on, with its actions."""
+        return self._run(_api.webhook_event_filters())
+
+    def webhook_subscriptions(self, workspace_id: int) -> list[WebhookSubscription]:
+        return self._run(_api.webhook_subscriptions(workspace_id))
+
+    def create_webhook_subscription(
+        self, workspace_id: int, subscription: WebhookSubscriptionCreate
+    ) -> WebhookSubscription:
+        """Create a subscription. Toggl first POSTs a PING to its callback, which must answer
+        200 (`CallbackUnreachable` otherwise); over the plan's allowance it is
+        `WebhookLimitReached`. Never retried."""
+        return self._run(_api.create_webhook_subscription(workspace_id, subscription))
+
+    def set_webhook_subscription_enabled(
+        self, workspace_id: int, subscription_id: int, enabled: bool
+    ) -> WebhookSubscription:
+        """Enable (probing the callback, as on create) or disable a subscription. Never
+        retried."""
+        return self._run(
+            _api.set_webhook_subscription_enabled(workspace_id, subscription_id, enabled)
+        )
+
+    def delete_webhook_subscription(self, workspace_id: int, subscription_id: int) -> None:
+        self._run(_api.delete_webhook_subscription(workspace_id, subscription_id))
+
+    def ping_webhook_subscription(self, workspace_id: int, subscription_id: int) -> None:
+        """Have Toggl send the callback a PING event (asynchronously; see the deliveries)."""
+        self._run(_api.ping_webhook_subscription(workspace_id, subscription_id))
+
+    def webhook_deliveries(
+        self, workspace_id: int, subscription_id: int, offset: int = 0
+    ) -> list[WebhookDelivery]:
+        """A page of the subscription's recent deliveries, newest first (from `offset`)."""
+        return self._run(_api.webhook_deliveries(workspace_id, subscription_id, offset))
+
+    def validate_webhook_subscription(
+        self, workspace_id: int, subscription_id: int, validation_code: str
+    ) -> None:
+        """Validate a subscription with the `validation_code` its PING carried."""
+        self._run(
+            _api.validate_webhook_subscription(workspace_id, subscription_id, validation_code)
+        )

@@ -28,6 +28,19 @@ GATEWAY_QUOTA_GUARD_CODE = "quota_exhausted"
 AUTHORIZATION_MISSING_HEADER = "X-Authorization-Missing"
 
 _START_DATE_FLOOR = re.compile(r"start_date must not be earlier than\s+(\d{4}-\d{2}-\d{2})?")
+#: Toggl's 400s about a workspace's webhook allowance (reference/toggl.md §5): too many enabled
+#: subscriptions, or too many events in one subscription for the plan.
+_WEBHOOK_LIMIT = re.compile(
+    r"already reached the limit of (?P<subs>\d+) enabled subscriptions"
+    r"|plan allows up to (?P<events>\d+) events",
+    re.IGNORECASE,
+)
+#: Toggl's 400s when the probe of a subscription's callback (on create or enable) failed.
+_CALLBACK_UNREACHABLE = re.compile(
+    r"^URL endpoint (?P<url>\S+) (?:responded with status (?P<status>\d+) instead of 200"
+    r"|request failed with error)",
+    re.IGNORECASE,
+)
 
 
 class TogglError(UpstreamError):
@@ -120,6 +133,37 @@ class StartDateTooEarly(InvalidRequest):
         super().__init__(message, status_code=status_code)
         #: The earliest `start_date` Toggl accepts, as its message names it (None if it did not).
         self.earliest = earliest
+
+
+class WebhookLimitReached(InvalidRequest):
+    """400 "User … already reached the limit of N enabled subscriptions for workspace W", or
+    "… plan allows up to N events per subscription": the workspace's plan allows no more.
+
+    `message` is Toggl's; `limit` the N it names, and `per` which limit it is: "subscriptions"
+    (enabled ones in the workspace) or "events" (in one subscription).
+    """
+
+    def __init__(self, message: str, *, limit: int, per: str, status_code: int = 400) -> None:
+        super().__init__(message, status_code=status_code)
+        self.limit = limit
+        self.per = per
+
+
+class CallbackUnreachable(InvalidRequest):
+    """400 "URL endpoint {url} responded with status X instead of 200" / "URL endpoint {url}
+    request failed with error: …": creating or enabling a webhook subscription probes its
+    callback at once, and the callback did not answer 200.
+
+    `message` is Toggl's; `url` the callback it names, `callback_status` the status the callback
+    answered (None when no answer came).
+    """
+
+    def __init__(
+        self, message: str, *, url: str, callback_status: int | None, status_code: int = 400
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.url = url
+        self.callback_status = callback_status
 
 
 class ServerError(TogglError):
@@ -259,7 +303,29 @@ def _error_for_status(response: httpx.Response, status: int, clock: Clock | None
         return ServerError(message, status_code=status)
     if _START_DATE_FLOOR.search(said):
         return StartDateTooEarly(message, earliest=_earliest(said), status_code=status)
+    if status == 400:
+        webhook = _webhook_error(said, message)
+        if webhook is not None:
+            return webhook
     return InvalidRequest(message, status_code=status)
+
+
+def _webhook_error(said: str, message: str) -> InvalidRequest | None:
+    """The Webhooks API's refusals that a caller acts on, from Toggl's message (the one place
+    they are recognised)."""
+    if match := _WEBHOOK_LIMIT.search(said):
+        subs, events = match["subs"], match["events"]
+        return WebhookLimitReached(
+            message,
+            limit=int(subs or events),
+            per="subscriptions" if subs is not None else "events",
+        )
+    if match := _CALLBACK_UNREACHABLE.search(said):
+        status = match["status"]
+        return CallbackUnreachable(
+            message, url=match["url"], callback_status=None if status is None else int(status)
+        )
+    return None
 
 
 def error_for_transport(error: httpx.TransportError, *, peer: str = "Toggl Track") -> TogglError:

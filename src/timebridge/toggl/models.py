@@ -223,6 +223,57 @@ class Quota(TogglModel):
     total: int
 
 
+# --- Webhooks API v1 ------------------------------------------------------------------------------
+
+
+class WebhookEventFilter(TogglModel):
+    """Which events a webhook subscription receives: an `entity` ("time_entry", "project", …;
+    `GET /event_filters` lists them) and an `action`: "created", "updated", "deleted" or "*"."""
+
+    entity: str
+    action: str
+
+
+class WebhookSubscription(TogglModel):
+    """A webhook subscription (`/webhooks/api/v1/subscriptions/{workspace_id}`).
+
+    Events reach `url_callback` only while it is `enabled` and validated (`validated_at` set).
+    The `secret` signs every delivery (`X-Webhook-Signature-256`): it stays masked in every repr
+    and is left out of every dump; `secret.get_secret_value()` reads it.
+    """
+
+    subscription_id: int
+    workspace_id: int
+    user_id: int | None = None
+    enabled: bool
+    description: str
+    event_filters: list[WebhookEventFilter]
+    url_callback: str
+    secret: SecretStr | None = Field(default=None, exclude=True)
+    validated_at: AwareDatetime | None = None
+    has_pending_events: bool = False
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+
+
+class WebhookDelivery(TogglModel):
+    """One event's deliveries to a subscription (`GET …/subscriptions/{wid}/{sid}/events`).
+
+    Toggl does not document this record: every field is optional and unknown ones are ignored.
+    `status` is "pending", "delivered" or "failed" as far as known.
+    """
+
+    event_id: int | None = None
+    created_at: AwareDatetime | None = None
+    status: str | None = None
+    failed_delivery_attempts: int = 0
+    last_delivery_error: str | None = None
+    delivered_at: AwareDatetime | None = None
+    action: str | None = None
+    entity: str | None = None
+    last_delivery_attempt_at: AwareDatetime | None = None
+
+
 # --- Request payloads -------------------------------------------------------------------------
 
 
@@ -328,3 +379,30 @@ class TagChange(Payload):
         if not stripped:
             raise ValueError("a tag name cannot be blank")
         return stripped
+
+
+class WebhookSubscriptionCreate(Payload):
+    """Body of `POST /webhooks/api/v1/subscriptions/{workspace_id}`.
+
+    Toggl probes `url_callback` at once when the subscription is created enabled: it must answer
+    200 (`CallbackUnreachable` otherwise). Without a `secret`, Toggl generates one and answers
+    it once, in the created subscription. `description` must be unique in the workspace. The
+    secret given here stays out of the repr.
+    """
+
+    url_callback: str = Field(min_length=1)
+    event_filters: list[WebhookEventFilter] = Field(min_length=1)
+    description: str = Field(min_length=1)
+    enabled: bool = True
+    secret: str | None = Field(default=None, repr=False)
+
+    @field_validator("secret")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("a secret cannot be empty (leave it out to have Toggl make one)")
+        return value
+
+    def body(self) -> dict[str, Any]:
+        """Every field; `secret` only when given."""
+        return self.model_dump(mode="json", exclude_none=True)
