@@ -9,20 +9,35 @@ from sqlalchemy import func, select
 from timebridge.entries import EntrySnapshot, KeptEntry
 from timebridge.exist.models import ExistTokens
 from timebridge.records import ValueWrite
-from timebridge.store import Integration, ProjectMapping, Store
+from timebridge.store import Integration, ProjectMapping, Store, WebhookState, WebhookSubscription
 from timebridge.store.models import Base
 from timebridge.sync.runner import RunKind, RunOutcome, RunReport
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 #: Tables that hold nothing of the Toggl integration once it is disconnected.
-TOGGL_TABLES = ("toggl_connections", "mappings", "ledger", "entry_snapshots")
+TOGGL_TABLES = (
+    "toggl_connections",
+    "mappings",
+    "ledger",
+    "entry_snapshots",
+    "webhook_endpoints",
+    "webhook_subscriptions",
+    "webhook_events",
+)
 
 
 async def set_up_everything(store: Store, email: str) -> int:
     """A user with every kind of row: two Toggl connections, Exist, mappings, a Trakt claim,
     ledger, entries and a run record."""
     user = (await store.accounts.create(email)).id
-    await store.toggl_connections.create(user, f"tok-{email}-1")
+    first = await store.toggl_connections.create(user, f"tok-{email}-1")
+    endpoint = await store.webhooks.create(user, first.id, f"path-{email}", f"secret-{email}")
+    await store.webhooks.save_subscriptions(
+        endpoint, [WebhookSubscription(7, "Home", 70, WebhookState.ACTIVE)]
+    )
+    target = await store.webhooks.target(f"path-{email}")
+    assert target is not None
+    assert await store.webhooks.first_sight(target, 123)
     await store.toggl_connections.create(user, f"tok-{email}-2")
     await store.exist_connections.save(user, ExistTokens.personal(f"exist-{email}"))
     await store.claims.claim(user, "tv_min", Integration.TRAKT)

@@ -29,12 +29,14 @@ from timebridge.store import (
     rotate_secrets,
 )
 from timebridge.store.crypto import ensure_key_file, parse_keys, read_key_file, write_key_file
-from timebridge.store.models import ExistConnectionRow, TogglConnectionRow
+from timebridge.store.models import ExistConnectionRow, TogglConnectionRow, WebhookEndpointRow
 
 TOGGL_TOKEN = "tok-toggl-9f8e7d6c5b4a"
 ACCESS_TOKEN = "exist-access-1a2b3c4d5e"
 REFRESH_TOKEN = "exist-refresh-6f7a8b9c0d"
-SECRETS = (TOGGL_TOKEN, ACCESS_TOKEN, REFRESH_TOKEN)
+CALLBACK_TOKEN = "callback-path-3c4d5e6f7a"
+SIGNING_SECRET = "webhook-secret-8b9c0d1e2f"
+SECRETS = (TOGGL_TOKEN, ACCESS_TOKEN, REFRESH_TOKEN, CALLBACK_TOKEN, SIGNING_SECRET)
 
 
 def exist_tokens() -> ExistTokens:
@@ -45,6 +47,7 @@ async def connect_everything(store: Store) -> tuple[int, str]:
     user = (await store.accounts.create("ada@example.com")).id
     connection = await store.toggl_connections.create(user, TOGGL_TOKEN)
     await store.exist_connections.save(user, exist_tokens())
+    await store.webhooks.create(user, connection.id, CALLBACK_TOKEN, SIGNING_SECRET)
     return user, connection.id
 
 
@@ -63,7 +66,12 @@ async def raw_ciphertexts(database: Database) -> list[str]:
                 )
             )
         ).one()
-    return [value for value in (*toggl, *exist) if value is not None]
+        hooks = (
+            await session.execute(
+                select(WebhookEndpointRow.token_encrypted, WebhookEndpointRow.secret_encrypted)
+            )
+        ).one()
+    return [value for value in (*toggl, *exist, *hooks) if value is not None]
 
 
 async def test_the_database_holds_ciphertext_only(store: Store, secret_key: str) -> None:
@@ -71,7 +79,7 @@ async def test_the_database_holds_ciphertext_only(store: Store, secret_key: str)
 
     stored = await raw_ciphertexts(store.database)
 
-    assert len(stored) == 3
+    assert len(stored) == 5
     for value in stored:
         assert not any(secret in value for secret in SECRETS)
     fernet = Fernet(secret_key)
@@ -90,7 +98,7 @@ async def test_rotation_moves_every_secret_to_the_new_key(
     assert (
         await both.toggl_connections.token(user, connection_id)
     ).get_secret_value() == TOGGL_TOKEN
-    assert await count_stale_secrets(database, both.box) == 3
+    assert await count_stale_secrets(database, both.box) == 5
 
     report = await both.rotate_secrets()
 
@@ -98,8 +106,10 @@ async def test_rotation_moves_every_secret_to_the_new_key(
         "exist_connections.access_token_encrypted": 1,
         "exist_connections.refresh_token_encrypted": 1,
         "toggl_connections.token_encrypted": 1,
+        "webhook_endpoints.token_encrypted": 1,
+        "webhook_endpoints.secret_encrypted": 1,
     }
-    assert report.total == 3 and report.total_unreadable == 0
+    assert report.total == 5 and report.total_unreadable == 0
     assert await count_stale_secrets(database, both.box) == 0
     assert set(await raw_ciphertexts(database)).isdisjoint(before)
     only_new = Store(database, SecretBox([new]), clock)
@@ -108,6 +118,8 @@ async def test_rotation_moves_every_secret_to_the_new_key(
     ).get_secret_value() == TOGGL_TOKEN
     tokens = await only_new.exist_connections.tokens(user)
     assert tokens.access_token.get_secret_value() == ACCESS_TOKEN
+    target = await only_new.webhooks.target(CALLBACK_TOKEN)
+    assert target is not None and target.secret.get_secret_value() == SIGNING_SECRET
     only_old = Store(database, SecretBox([old]), clock)
     with pytest.raises(UndecryptableSecret):
         await only_old.toggl_connections.token(user, connection_id)
@@ -135,7 +147,7 @@ async def test_a_secret_no_key_can_read_is_counted_and_left_alone(
 
     report = await rotate_secrets(database, SecretBox([current]))
 
-    assert report.total == 0 and report.total_unreadable == 3
+    assert report.total == 0 and report.total_unreadable == len(SECRETS)
     assert await raw_ciphertexts(database) == before
 
 

@@ -55,6 +55,13 @@ from timebridge.store.repositories import (
 )
 from timebridge.store.rotation import RotationReport, count_stale_secrets, rotate_secrets
 from timebridge.store.sign_in import LoginLinkRepository, SessionRepository, WebSession
+from timebridge.store.webhooks import (
+    CallbackTarget,
+    WebhookEndpoint,
+    WebhookRepository,
+    WebhookState,
+    WebhookSubscription,
+)
 
 __all__ = [
     "Account",
@@ -66,6 +73,7 @@ __all__ = [
     "AttributeClaimed",
     "AttributeStillMapped",
     "AuditRecord",
+    "CallbackTarget",
     "ClaimRepository",
     "ConnectionNotFound",
     "ConnectionPending",
@@ -101,6 +109,10 @@ __all__ = [
     "TogglState",
     "UndecryptableSecret",
     "WebSession",
+    "WebhookEndpoint",
+    "WebhookRepository",
+    "WebhookState",
+    "WebhookSubscription",
     "ZoneReading",
     "count_stale_secrets",
     "create_engine",

@@ -25,6 +25,7 @@ from timebridge.store.repositories import (
 )
 from timebridge.store.rotation import RotationReport, rotate_secrets
 from timebridge.store.sign_in import LoginLinkRepository, SessionRepository
+from timebridge.store.webhooks import WebhookRepository
 
 
 class Store:
@@ -45,6 +46,8 @@ class Store:
         self.login_links = LoginLinkRepository(database, clock)
         #: Gateway API keys and the audit trail of writes made through the gateway.
         self.api_keys = ApiKeyRepository(database, clock, box)
+        #: Toggl webhook endpoints (callback token, signing secret), subscriptions, events seen.
+        self.webhooks = WebhookRepository(database, box, clock)
         self._contexts: Batcher[int, SyncContext] = Batcher(self._load_contexts)
 
     def __repr__(self) -> str:

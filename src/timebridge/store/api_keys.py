@@ -2,19 +2,30 @@
 
 A key is a random secret shown once: only its SHA-256 and a display prefix are stored, so a copy
 of the database lets nobody in. Every method is one transaction and returns a plain record.
+
+`grant` (what one proxied request needs) is remembered for `GRANT_TTL` seconds. Any write in this
+process to a table a grant is read from (`api_keys`, `toggl_connections`, `accounts`), through
+any engine, forgets every remembered grant at once: a revocation, a deletion or a connection
+turned FAILED holds for the very next request here. A write made by another process (another
+`serve`, a worker, the CLI) is seen within `GRANT_TTL`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import hashlib
+import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Select, and_, bindparam, select, update
+from sqlalchemy import Engine, Select, and_, bindparam, event, select, update
+from sqlalchemy.engine import Connection, ExecutionContext
+from sqlalchemy.pool import Pool
 
 from timebridge.clock import Clock
 from timebridge.store.crypto import SecretBox
@@ -119,6 +130,63 @@ _GRANT_DEFAULT = _grant_query(named=False)
 #: Decrypted tokens by ciphertext (a ciphertext always decrypts to the same token); bounded.
 _PLAINTEXTS_MAX = 4096
 
+#: How long a grant is reused without asking the database (seconds): what another process's
+#: revocation, deletion or FAILED marking may take to be seen here.
+GRANT_TTL = 2.0
+#: Grants remembered at most (then all are forgotten).
+_GRANTS_MAX = 10_000
+#: Execution option of a write that changes nothing a grant answers (`last_used_at`).
+_KEEPS_GRANTS = "timebridge_keeps_grants"
+#: Marks a pooled connection that wrote to a grant's tables, until it is returned committed.
+_WROTE_GRANTS = "timebridge_wrote_grants"
+_GRANT_WRITE = re.compile(
+    r"\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+[\"`]?"
+    r"(?:api_keys|toggl_connections|accounts)\b",
+    re.IGNORECASE,
+)
+
+
+class _Generation:
+    """Counts the writes to a grant's tables in this process: a remembered grant is good only
+    while the count is the one it was read under."""
+
+    value = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        cls.value += 1
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _after_cursor_execute(
+    connection: Connection,
+    _cursor: Any,
+    statement: str,
+    _parameters: Any,
+    context: ExecutionContext,
+    _executemany: bool,
+) -> None:
+    if statement[:1] in "IiUuDd \n" and _GRANT_WRITE.match(statement):
+        if context.execution_options.get(_KEEPS_GRANTS):
+            return
+        # Now (a read after this sees the write or not: either way not remembered) and once
+        # more when the connection is back in the pool, committed (`_after_checkin`).
+        _Generation.bump()
+        connection.info[_WROTE_GRANTS] = True
+
+
+@event.listens_for(Pool, "checkin")
+def _after_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None and record.info.pop(_WROTE_GRANTS, False):
+        _Generation.bump()
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    grant: ProxyGrant
+    generation: int
+    until: float
+
 
 class ApiKeyRepository:
     """An account's gateway keys and its audit trail."""
@@ -128,13 +196,56 @@ class ApiKeyRepository:
         self._clock = clock
         self._box = box
         self._plaintexts: dict[str, SecretStr] = {}
+        self._grants: dict[tuple[str, str | None], _Remembered] = {}
+        self._reading: dict[tuple[str, str | None], asyncio.Task[ProxyGrant | None]] = {}
+        #: When this process last wrote a key's `last_used_at` (key id → time).
+        self._touched: dict[int, datetime] = {}
 
     async def grant(self, key: str, connection_id: str | None) -> ProxyGrant | None:
         """The stored key of this secret and, in the same single read, the connection a proxied
         request of its owner uses: `connection_id` (any status; None if it is not the owner's),
         else the owner's default connection if ACTIVE, else their oldest ACTIVE one. None if the
-        key is unknown. `last_used_at` is brought up to date at most once a minute."""
-        digest, now = key_digest(key), self._clock.now()
+        key is unknown. `last_used_at` is brought up to date at most once a minute.
+
+        A grant found is remembered for `GRANT_TTL` seconds (see the module's docstring); the
+        requests that miss it at the same moment share one read."""
+        lookup = (key_digest(key), connection_id)
+        remembered = self._grants.get(lookup)
+        if (
+            remembered is not None
+            and remembered.generation == _Generation.value
+            and time.monotonic() < remembered.until
+        ):
+            found = remembered.grant
+        else:
+            reading = self._reading.get(lookup)
+            if reading is None or reading.get_loop() is not asyncio.get_running_loop():
+                reading = asyncio.ensure_future(self._read_grant(*lookup))
+                self._reading[lookup] = reading
+                reading.add_done_callback(lambda _: self._reading.pop(lookup, None))
+            read = await asyncio.shield(reading)
+            if read is None:
+                return None
+            found = read
+        await self._touch(found.key)
+        return found
+
+    async def _touch(self, found: ApiKey) -> None:
+        now = self._clock.now()
+        last = self._touched.get(found.id, found.last_used_at)
+        if not found.usable(now) or (last is not None and now - last < TOUCH_EVERY):
+            return
+        if len(self._touched) >= _GRANTS_MAX:
+            self._touched.clear()
+        self._touched[found.id] = now
+        async with self._db.write_connection() as db:
+            await db.execute(
+                update(ApiKeyRow).where(ApiKeyRow.id == found.id).values(last_used_at=now),
+                execution_options={_KEEPS_GRANTS: True},
+            )
+
+    async def _read_grant(self, digest: str, connection_id: str | None) -> ProxyGrant | None:
+        generation = _Generation.value
         async with self._db.read_connection() as db:
             if connection_id is not None:
                 result = await db.execute(_GRANT_NAMED, {"digest": digest, "named": connection_id})
@@ -171,14 +282,14 @@ class ApiKeyRepository:
                 origin=row["c_origin"],
             )
             token = self._plaintext(row["c_token_encrypted"])
-        if found.usable(now) and (
-            found.last_used_at is None or now - found.last_used_at >= TOUCH_EVERY
-        ):
-            async with self._db.transaction() as session:
-                await session.execute(
-                    update(ApiKeyRow).where(ApiKeyRow.id == found.id).values(last_used_at=now)
-                )
-        return ProxyGrant(found, chosen, token)
+        grant = ProxyGrant(found, chosen, token)
+        if generation == _Generation.value:  # nothing it was read from changed meanwhile
+            if len(self._grants) >= _GRANTS_MAX:
+                self._grants.clear()
+            self._grants[(digest, connection_id)] = _Remembered(
+                grant, generation, time.monotonic() + GRANT_TTL
+            )
+        return grant
 
     def _plaintext(self, ciphertext: str | None) -> SecretStr | None:
         if ciphertext is None or self._box is None:
@@ -219,17 +330,12 @@ class ApiKeyRepository:
     async def find(self, key: str) -> ApiKey | None:
         """The stored key of this secret (revoked and expired ones too), or None; its
         `last_used_at` is brought up to date at most once a minute."""
-        digest, now = key_digest(key), self._clock.now()
+        digest = key_digest(key)
         async with self._db.read() as session:
             row = await session.scalar(select(ApiKeyRow).where(ApiKeyRow.digest == digest))
             found = ApiKey.of(row) if row is not None else None
-        if found is None or not found.usable(now):
-            return found
-        if found.last_used_at is None or now - found.last_used_at >= TOUCH_EVERY:
-            async with self._db.transaction() as session:
-                await session.execute(
-                    update(ApiKeyRow).where(ApiKeyRow.id == found.id).values(last_used_at=now)
-                )
+        if found is not None:
+            await self._touch(found)
         return found
 
     async def list(self, account_id: int) -> list[ApiKey]:
@@ -323,6 +429,7 @@ class ApiKeyRepository:
 
 __all__ = [
     "AUDIT_LIMIT",
+    "GRANT_TTL",
     "TOUCH_EVERY",
     "ApiKey",
     "ApiKeyNotFound",

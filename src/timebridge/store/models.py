@@ -376,6 +376,68 @@ class AuditRow(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
 
 
+class WebhookEndpointRow(Base):
+    """A Toggl connection's webhook callback: its unguessable path and the secret Toggl signs
+    deliveries with. It exists while the user has webhooks turned on for that connection."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(LocalId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("toggl_connections.id", ondelete="CASCADE"), unique=True
+    )
+    #: SHA-256 of the callback path's token, hex: how a delivery finds its endpoint.
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The token itself, to build the callback URL again (a re-created subscription).
+    token_encrypted: Mapped[str] = mapped_column(Text, info={ENCRYPTED: True})
+    #: The HMAC key of `X-Webhook-Signature-256`, given to Toggl when subscribing.
+    secret_encrypted: Mapped[str] = mapped_column(Text, info={ENCRYPTED: True})
+    created_at: Mapped[datetime]
+    #: When a signed event (not a PING) last arrived.
+    last_event_at: Mapped[datetime | None]
+    #: When the subscriptions were last reconciled with Toggl (turning on, the daily check).
+    checked_at: Mapped[datetime | None]
+
+
+class WebhookSubscriptionRow(Base):
+    """What Toggl holds for an endpoint in one workspace, as last seen."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    workspace_name: Mapped[str | None] = mapped_column(String(200))
+    #: Toggl's id; None when none could be made (the plan's limit, an unreachable callback).
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: `WebhookState` value.
+    state: Mapped[str] = mapped_column(String(16))
+    #: What is wrong, in words safe to show the user.
+    problem: Mapped[str | None] = mapped_column(String(500))
+    validated_at: Mapped[datetime | None]
+    #: Deliveries Toggl reported failing at the last check.
+    failed_deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+class WebhookEventRow(Base):
+    """A delivered event's id, kept a day, so a delivery Toggl repeats starts no second sync."""
+
+    __tablename__ = "webhook_events"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
 def encrypted_columns() -> list[tuple[str, str]]:
     """(table, column) of every ciphertext column, in a stable order."""
     return [
