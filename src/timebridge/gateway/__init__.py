@@ -2,7 +2,8 @@
 
 - `ANY /toggl-track/{path}` (`proxy.py`): a native Toggl path, checked (`paths.py`) and forwarded
   to the chosen connection's origin with its token injected; quota guard and rate limit
-  (`limits.py`), redaction of `api_token`, audit of writes (`audit.py`).
+  (`limits.py`), redaction of `api_token`, audit of writes (`audit.py`). Answered by a lean ASGI
+  layer in front of the routes (the route documents it in the OpenAPI schema).
 - `/connections` (`connections.py`): the seed gateway's connections API.
 - Keys (`keys.py`): `tb_…`, shown once, stored as SHA-256 + prefix; `auth.py` turns one into
   the caller.
@@ -16,30 +17,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # importing `timebridge.gateway.keys` (the CLI does) loads no web stack
     from fastapi import FastAPI
-    from starlette.types import ASGIApp, Receive, Scope, Send
-
-
-class _RefuseControlCharacters:
-    """A decoded path with a line break or another control character matches no route (routes
-    match one line): under `/toggl-track/` it is the 400 every refused path is, not a 404."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            if path.startswith("/toggl-track/") and any(
-                ord(char) < 0x20 or ord(char) == 0x7F for char in path
-            ):
-                from timebridge.gateway.errors import GatewayError
-
-                refused = GatewayError(
-                    400, "invalid_path", "the path must not contain control characters"
-                )
-                await refused.response()(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
@@ -52,7 +29,8 @@ def install(app: FastAPI) -> None:
     app.include_router(proxy.router)
     app.include_router(pages.router)
     install_gateway_errors(app)
-    app.add_middleware(_RefuseControlCharacters)
+    # `/toggl-track/…` is answered in front of the routes (`proxy.GatewayLayer`).
+    app.add_middleware(proxy.GatewayLayer)
     install_lifespan(app)
 
 

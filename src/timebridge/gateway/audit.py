@@ -8,10 +8,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Request
-
-from timebridge.gateway.auth import Caller, store_of
+from timebridge.gateway.auth import Caller
 from timebridge.gateway.errors import GatewayError
+from timebridge.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 @asynccontextmanager
 async def audited(
-    request: Request, who: Caller, method: str, path: str
+    store: Store, who: Caller, method: str, path: str
 ) -> AsyncIterator[dict[str, str | None]]:
     """Record the write made inside the block (if `method` writes), with the status it ended
     with; the block may name the connection in the yielded dict."""
@@ -38,7 +37,7 @@ async def audited(
         raise
     finally:
         try:
-            await store_of(request).api_keys.record(
+            await store.api_keys.record(
                 who.account_id,
                 key_id=who.key_id,
                 key_prefix=who.prefix,

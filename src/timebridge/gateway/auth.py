@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -44,21 +45,44 @@ def store_of(request: Request) -> Store:
 
 def presented_key(credentials: HTTPAuthorizationCredentials | None) -> str:
     """The key a request carries, if it has a key's shape (else 401, before any database)."""
+    return bearer_key(credentials.credentials if credentials is not None else None)
+
+
+def bearer_key(credentials: str | None) -> str:
+    """The key of `Authorization: Bearer <credentials>` (None: no such header), if it has a
+    key's shape (else 401, before any database)."""
     if credentials is None:
         raise _unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-    key = credentials.credentials.strip()
+    key = credentials.strip()
     if not well_formed(key):
         raise _unauthorized("Invalid API key.")
     return key
 
 
+def bearer_credentials(authorization: str | None) -> str | None:
+    """What `HTTPBearer` reads from an `Authorization` header: the credentials of a `Bearer`
+    one, else None."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if not scheme or not credentials or scheme.lower() != "bearer":
+        return None
+    return credentials
+
+
 def caller_of(request: Request, found: ApiKey | None) -> Caller:
     """The caller a stored key stands for (401 if unknown, revoked or expired)."""
+    return caller_at(found, service_state(request.app).clock.now())
+
+
+def caller_at(found: ApiKey | None, now: datetime) -> Caller:
+    """The caller a stored key stands for at `now` (401 if unknown, revoked or expired)."""
     if found is None:
         raise _unauthorized("Invalid API key.")
     if found.revoked_at is not None:
         raise _unauthorized("This API key was revoked.")
-    if not found.usable(service_state(request.app).clock.now()):
+    if not found.usable(now):
         raise _unauthorized("This API key has expired.")
     return Caller(found.account_id, found.id, found.prefix, found.scopes)
 
@@ -90,7 +114,10 @@ def check_scope(who: Caller, scope: str) -> None:
 __all__ = [
     "Caller",
     "bearer",
+    "bearer_credentials",
+    "bearer_key",
     "caller",
+    "caller_at",
     "caller_of",
     "check_scope",
     "presented_key",

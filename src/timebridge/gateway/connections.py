@@ -148,7 +148,7 @@ async def create_connection(
 ) -> ConnectionEnvelope:
     """A new connection: PENDING (open its `url` to paste a token) or, given `api_token`,
     checked with Toggl and ACTIVE."""
-    async with audited(request, who, "POST", "/connections") as audit:
+    async with audited(store_of(request), who, "POST", "/connections") as audit:
         _limit(request, who)
         connection = await _create(request, who, body.api_token)
         audit["connection_id"] = connection.id
@@ -221,7 +221,9 @@ async def delete_connection(
 ) -> ConnectionEnvelope:
     """Delete a connection and its stored token; deleting the last one disconnects Toggl from
     the bridge too (mapping, ledger and entries go, attributes are released)."""
-    async with audited(request, who, "DELETE", f"/connections/{connection_id}"[:500]) as audit:
+    async with audited(
+        store_of(request), who, "DELETE", f"/connections/{connection_id}"[:500]
+    ) as audit:
         _limit(request, who)
         connection = await _owned(request, who, connection_id)
         audit["connection_id"] = connection.id
