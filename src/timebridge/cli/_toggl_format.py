@@ -1,4 +1,5 @@
-"""Reading and writing the Toggl CLI's values: durations, instants and tables of time entries.
+"""Reading and writing the Toggl CLI's values: durations, instants, event filters, and tables of
+time entries, webhook subscriptions and their deliveries.
 
 Instants typed without an offset are read in the Toggl user's time zone, and instants are shown
 in it, the zone named in each table's title.
@@ -8,17 +9,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
-    from timebridge.toggl import TimeEntry
+    from timebridge.toggl import TimeEntry, WebhookDelivery, WebhookSubscription
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 
 ENTRY_COLUMNS = ["ID", "Start", "Stop", "Duration", "Project", "Description", "Tags"]
+WEBHOOK_COLUMNS = ["ID", "Description", "Enabled", "Validated", "Events", "Callback", "Pending"]
+DELIVERY_COLUMNS = ["Event", "Action", "Created", "Status", "Failed attempts", "Last error"]
+WEBHOOK_ACTIONS = ("created", "updated", "deleted", "*")
 
 
 def parse_duration(text: str) -> int:
@@ -90,4 +94,69 @@ def entry_rows(
             ", ".join(entry.tags or []),
         ]
         for entry in entries
+    ]
+
+
+def parse_event_filter(text: str) -> tuple[str, str]:
+    """`(entity, action)` from `time_entry:*`, `project:created`…; a bare entity means `*`."""
+    entity, _, action = text.strip().partition(":")
+    entity, action = entity.strip(), action.strip() or "*"
+    if not entity or action not in WEBHOOK_ACTIONS:
+        raise typer.BadParameter(
+            f"{text!r} is not an event filter like time_entry:* or project:created "
+            f"(actions: {', '.join(WEBHOOK_ACTIONS)})"
+        )
+    return entity, action
+
+
+def filters_text(subscription: WebhookSubscription) -> str:
+    return ", ".join(f"{f.entity}:{f.action}" for f in subscription.event_filters)
+
+
+def webhook_rows(subscriptions: Sequence[WebhookSubscription]) -> list[list[Any]]:
+    """One row a subscription; never its secret."""
+    return [
+        [
+            s.subscription_id,
+            s.description,
+            "yes" if s.enabled else "no",
+            "yes" if s.validated_at is not None else "no",
+            filters_text(s),
+            s.url_callback,
+            "yes" if s.has_pending_events else "",
+        ]
+        for s in subscriptions
+    ]
+
+
+def webhook_fields(subscription: WebhookSubscription) -> list[list[Any]]:
+    """Field/value rows of one subscription, instants in UTC (no request to learn a zone);
+    never its secret."""
+    return [
+        ["ID", subscription.subscription_id],
+        ["Workspace", subscription.workspace_id],
+        ["Description", subscription.description],
+        ["Callback", subscription.url_callback],
+        ["Events", filters_text(subscription)],
+        ["Enabled", "yes" if subscription.enabled else "no"],
+        ["Validated", _utc_text(subscription.validated_at) or "no"],
+        ["Created", _utc_text(subscription.created_at)],
+    ]
+
+
+def _utc_text(instant: datetime | None) -> str:
+    return "" if instant is None else f"{local_text(instant, UTC)} UTC"
+
+
+def delivery_rows(deliveries: Sequence[WebhookDelivery], zone: tzinfo) -> list[list[Any]]:
+    return [
+        [
+            "" if d.event_id is None else d.event_id,
+            " ".join(part for part in (d.entity, d.action) if part),
+            local_text(d.created_at, zone),
+            d.status or "",
+            d.failed_delivery_attempts,
+            d.last_delivery_error or "",
+        ]
+        for d in deliveries
     ]

@@ -35,36 +35,48 @@ from timebridge.cli._output import (
     to_jsonable,
 )
 from timebridge.cli._toggl_format import (
+    DELIVERY_COLUMNS,
     ENTRY_COLUMNS,
+    WEBHOOK_COLUMNS,
     as_typed,
     clock_text,
+    delivery_rows,
     entry_rows,
     human,
     in_zone,
     parse_duration,
+    parse_event_filter,
     parse_instant,
+    webhook_fields,
+    webhook_rows,
 )
 from timebridge.cli._toggl_memory import TogglMemory, gateway_memory_key
 from timebridge.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from timebridge.cli._toggl_session import Gateway, TogglSession
-    from timebridge.toggl import TimeEntry
+    from timebridge.toggl import TimeEntry, WebhookSubscription
 
 #: The CLI's notion of "now"; tests replace it to agree with a simulator's fake clock.
 CLOCK: Clock = SystemClock()
 
 toggl_app = typer.Typer(
-    help="Use the Toggl Track API: entries, projects, clients, tags…", no_args_is_help=True
+    help="Use the Toggl Track API: entries, projects, clients, tags, webhooks…",
+    no_args_is_help=True,
 )
 entries_app = typer.Typer(help="Time entries.", no_args_is_help=True)
 projects_app = typer.Typer(help="Projects of a workspace.", no_args_is_help=True)
 clients_app = typer.Typer(help="Clients of a workspace.", no_args_is_help=True)
 tags_app = typer.Typer(help="Tags of a workspace.", no_args_is_help=True)
+webhooks_app = typer.Typer(
+    help="Webhook subscriptions of a workspace (Toggl's Webhooks API v1); secrets never shown.",
+    no_args_is_help=True,
+)
 toggl_app.add_typer(entries_app, name="entries")
 toggl_app.add_typer(projects_app, name="projects")
 toggl_app.add_typer(clients_app, name="clients")
 toggl_app.add_typer(tags_app, name="tags")
+toggl_app.add_typer(webhooks_app, name="webhooks")
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
@@ -936,3 +948,210 @@ def tags_delete(
     with _session(ctx) as session:
         session.in_workspace(workspace, lambda wid: session.client.delete_tag(wid, tag_id))
     console.print(f"Deleted tag {tag_id}.")
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+
+def _show_subscription(item: WebhookSubscription, as_json: bool, title: str) -> None:
+    """One subscription, never its secret (JSON output drops secrets too)."""
+    if as_json:
+        print_json(item)
+        return
+    print_table(title, ["Field", "Value"], webhook_fields(item))
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    ctx: typer.Context, workspace: int | None = WORKSPACE_OPTION, as_json: bool = JSON_OPTION
+) -> None:
+    """List the workspace's webhook subscriptions (never their secrets)."""
+    with _session(ctx) as session:
+        items = session.in_workspace(workspace, session.client.webhook_subscriptions)
+    if as_json:
+        print_json(items)
+        return
+    print_table("Webhook subscriptions", WEBHOOK_COLUMNS, webhook_rows(items))
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    ctx: typer.Context,
+    url: str = typer.Argument(..., help="The callback URL; it must answer Toggl's PING with 200."),
+    description: str = typer.Option(..., "--description", "-d", help="Unique in the workspace."),
+    event: list[str] = typer.Option(
+        [],
+        "--event",
+        "-e",
+        help="entity:action, action one of created, updated, deleted, * (repeatable; "
+        "default time_entry:*).",
+    ),
+    secret: str | None = typer.Option(
+        None,
+        "--secret",
+        envvar="TOGGL_WEBHOOK_SECRET",
+        help="Sign deliveries with this secret (default: Toggl generates one, printed once).",
+        show_default=False,
+    ),
+    disabled: bool = typer.Option(False, "--disabled", help="Create it disabled (no probe)."),
+    workspace: int | None = WORKSPACE_OPTION,
+    yes: bool = YES_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a webhook subscription; Toggl first POSTs a PING to the URL, which must answer 200.
+
+    Without --secret, Toggl generates the secret that signs each delivery
+    (X-Webhook-Signature-256): it is printed this once, and never by any other command, so keep
+    it. A secret you give is never printed.
+    """
+    filters = [parse_event_filter(text) for text in event or ["time_entry:*"]]
+    events = ", ".join(f"{entity}:{action}" for entity, action in filters)
+    state = "disabled" if disabled else "enabled"
+    confirm_or_abort(
+        f"create the {state} webhook subscription {description!r} sending {events} to {url} "
+        f"in {_planned_workspace(ctx, workspace)[1]}",
+        assume_yes=yes,
+    )
+    from timebridge.toggl import WebhookEventFilter, WebhookSubscriptionCreate
+
+    with _session(ctx) as session:
+        payload = WebhookSubscriptionCreate(
+            url_callback=url,
+            description=description,
+            event_filters=[WebhookEventFilter(entity=e, action=a) for e, a in filters],
+            enabled=not disabled,
+            secret=secret or None,
+        )
+        item = session.in_workspace(
+            workspace, lambda wid: session.client.create_webhook_subscription(wid, payload)
+        )
+    # The only secret ever printed: the one Toggl generated, this once.
+    generated = None if secret or item.secret is None else item.secret.get_secret_value()
+    if as_json:
+        data = to_jsonable(item)
+        if generated is not None:
+            data["secret"] = generated
+        print_json(data)
+        return
+    _show_subscription(item, False, "Created webhook subscription")
+    if generated is not None:
+        console.print(
+            "Secret (generated by Toggl; shown only now, keep it to verify "
+            f"X-Webhook-Signature-256): {generated}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _set_enabled(
+    ctx: typer.Context,
+    subscription_id: int,
+    enabled: bool,
+    workspace: int | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    verb = "enable" if enabled else "disable"
+    probe = " (Toggl probes its callback first)" if enabled else ""
+    where = _planned_workspace(ctx, workspace)[1]
+    confirm_or_abort(
+        f"{verb} webhook subscription {subscription_id} in {where}{probe}", assume_yes=yes
+    )
+    with _session(ctx) as session:
+        item = session.in_workspace(
+            workspace,
+            lambda wid: session.client.set_webhook_subscription_enabled(
+                wid, subscription_id, enabled
+            ),
+        )
+    _show_subscription(item, as_json, f"{verb.capitalize()}d webhook subscription")
+
+
+@webhooks_app.command("enable")
+def webhooks_enable(
+    ctx: typer.Context,
+    subscription_id: int,
+    workspace: int | None = WORKSPACE_OPTION,
+    yes: bool = YES_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Enable a subscription; Toggl first POSTs a PING to its URL, which must answer 200."""
+    _set_enabled(ctx, subscription_id, True, workspace, yes, as_json)
+
+
+@webhooks_app.command("disable")
+def webhooks_disable(
+    ctx: typer.Context,
+    subscription_id: int,
+    workspace: int | None = WORKSPACE_OPTION,
+    yes: bool = YES_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Disable a subscription: no events are sent until it is enabled again."""
+    _set_enabled(ctx, subscription_id, False, workspace, yes, as_json)
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(
+    ctx: typer.Context,
+    subscription_id: int,
+    workspace: int | None = WORKSPACE_OPTION,
+    yes: bool = YES_OPTION,
+) -> None:
+    """Delete a webhook subscription."""
+    where = _planned_workspace(ctx, workspace)[1]
+    confirm_or_abort(f"delete webhook subscription {subscription_id} in {where}", assume_yes=yes)
+    with _session(ctx) as session:
+        session.in_workspace(
+            workspace,
+            lambda wid: session.client.delete_webhook_subscription(wid, subscription_id),
+        )
+    console.print(f"Deleted webhook subscription {subscription_id}.")
+
+
+@webhooks_app.command("ping")
+def webhooks_ping(
+    ctx: typer.Context,
+    subscription_id: int,
+    workspace: int | None = WORKSPACE_OPTION,
+    yes: bool = YES_OPTION,
+) -> None:
+    """Have Toggl send a PING event to the subscription's URL (see `deliveries`)."""
+    where = _planned_workspace(ctx, workspace)[1]
+    confirm_or_abort(
+        f"have Toggl send a PING to webhook subscription {subscription_id} in {where}",
+        assume_yes=yes,
+    )
+    with _session(ctx) as session:
+        session.in_workspace(
+            workspace, lambda wid: session.client.ping_webhook_subscription(wid, subscription_id)
+        )
+    console.print(
+        f"Toggl is sending a PING to webhook subscription {subscription_id}; "
+        "`timebridge toggl webhooks deliveries` shows how it went."
+    )
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    ctx: typer.Context,
+    subscription_id: int,
+    offset: int = typer.Option(0, min=0, help="Skip this many of the newest deliveries."),
+    workspace: int | None = WORKSPACE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List a subscription's recent deliveries, newest first."""
+    with _session(ctx) as session:
+        items = session.in_workspace(
+            workspace,
+            lambda wid: session.client.webhook_deliveries(wid, subscription_id, offset),
+        )
+        if as_json:
+            print_json(items)
+            return
+        zone = session.zone()
+        print_table(
+            f"Deliveries of webhook subscription {subscription_id} ({zone.key})",
+            DELIVERY_COLUMNS,
+            delivery_rows(items, zone),
+        )
