@@ -229,3 +229,32 @@ def test_a_key_whose_owner_has_no_connection_is_told_to_make_one(
     result = CliRunner().invoke(app, ["toggl", "me"], env=env)
     assert result.exit_code == 2
     assert "the gateway: No active Toggl Track connection" in result.stderr
+
+
+def test_webhook_calls_go_through_the_gateway_beside_v9(
+    world: World, gateway: str, key: str, alice: SimUser
+) -> None:
+    from tests.toggl.callbacks import Receiver
+    from timebridge.fakes import serve_in_thread
+    from timebridge.toggl import WebhookEventFilter, WebhookSubscriptionCreate
+
+    workspace = alice.default_workspace_id
+    with serve_in_thread(Receiver()) as callback, client(gateway, key) as toggl:
+        assert "time_entry" in toggl.webhook_event_filters()
+        created = toggl.create_webhook_subscription(
+            workspace,
+            WebhookSubscriptionCreate(
+                url_callback=f"{callback.url}/hook",
+                description="through the gateway",
+                event_filters=[WebhookEventFilter(entity="time_entry", action="*")],
+            ),
+        )
+        assert created.secret is not None, "Toggl's answer passes through, secret included"
+        assert [s.subscription_id for s in toggl.webhook_subscriptions(workspace)] == [
+            created.subscription_id
+        ]
+        toggl.delete_webhook_subscription(workspace, created.subscription_id)
+        with pytest.raises(NotFound):
+            toggl.delete_webhook_subscription(workspace, created.subscription_id)
+    paths = [r.path for r in world.sim.requests if "/webhooks/" in r.path]
+    assert paths and all(p.startswith("/webhooks/api/v1/") for p in paths)
