@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     #: Where browsers reach this service (`http://127.0.0.1:8000` by default): sign-in links and
     #: Exist's OAuth redirect are built on it. `https://…` makes session cookies Secure.
     public_url: str = "http://127.0.0.1:8000"
+    #: Toggl webhooks: how long the events of one user are gathered into one sync (seconds).
+    webhook_coalesce_seconds: float = Field(default=3.0, ge=0, le=600)
     #: At scale, each user's sync is spread over this many seconds after the cycle's start (a
     #: stable per-user offset), so thousands of users do not hit Toggl and Exist at once.
     sync_jitter_seconds: int = Field(default=0, ge=0, le=86_400)
@@ -123,6 +125,12 @@ class Settings(BaseSettings):
     @property
     def migrate_on_start(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def callback_url(self) -> str | None:
+        """`public_url` when it was set (`TIMEBRIDGE_PUBLIC_URL`), else None: Toggl's webhooks
+        call this service back there, and the default address is nobody's but this machine's."""
+        return self.public_url if "public_url" in self.model_fields_set else None
 
     @property
     def exist_sign_in(self) -> bool:

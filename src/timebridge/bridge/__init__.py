@@ -9,7 +9,8 @@
 the web pages, the gateway and webhooks; `Upstreams` (`clients.py`) builds an account's Toggl and
 Exist clients from its connections' origins; `PersonalSync` (`personal.py`) keeps a
 `timebridge.toml` in the store and runs it through the bridge; `Views` (`views.py`, as
-`bridge.views`) is what the pages and the API show of an account.
+`bridge.views`) is what the pages and the API show of an account; `Webhooks` (`webhooks.py`,
+as `bridge.webhooks`) turns an account's Toggl webhooks on and off and keeps them working.
 """
 
 from timebridge.bridge.clients import Upstreams
@@ -34,10 +35,17 @@ from timebridge.bridge.views import (
     StatusView,
     Views,
 )
+from timebridge.bridge.webhooks import (
+    CheckReport,
+    Webhooks,
+    WebhookStatus,
+    WebhooksUnavailable,
+)
 
 __all__ = [
     "AttributeDays",
     "Bridge",
+    "CheckReport",
     "DayNotFound",
     "DayView",
     "EntryPart",
@@ -56,4 +64,7 @@ __all__ = [
     "SyncPreview",
     "Upstreams",
     "Views",
+    "WebhookStatus",
+    "Webhooks",
+    "WebhooksUnavailable",
 ]

@@ -40,6 +40,7 @@ from timebridge.bridge.results import (
     SyncPreview,
 )
 from timebridge.bridge.views import ProjectListing, ProjectView, Views
+from timebridge.bridge.webhooks import CheckReport, Webhooks
 from timebridge.clock import Clock
 from timebridge.config import Settings
 from timebridge.exist import AsyncExistClient, ExistTokens, Profile
@@ -71,13 +72,20 @@ class Bridge:
     """The application layer over one store: every operation on an account goes through it."""
 
     def __init__(
-        self, store: Store, upstreams: Upstreams, *, run_history: timedelta = timedelta(days=90)
+        self,
+        store: Store,
+        upstreams: Upstreams,
+        *,
+        run_history: timedelta = timedelta(days=90),
+        public_url: str | None = None,
     ) -> None:
         self.store = store
         self.upstreams = upstreams
         self._run_history = run_history
         #: What the pages and the API show of an account (no upstream request).
         self.views = Views(store, upstreams.clock)
+        #: The account's Toggl webhooks, calling back under `public_url` (None: not set).
+        self.webhooks = Webhooks(store, upstreams, public_url)
         self._locks: dict[int, _AccountLock] = {}
         self._quota_listeners: list[QuotaListener] = []
 
@@ -93,7 +101,12 @@ class Bridge:
     ) -> Bridge:
         """A bridge with the service's Exist OAuth client, clock, retries and pool."""
         upstreams = Upstreams.from_settings(settings, clock=clock, retry=retry, pool=pool)
-        return cls(store, upstreams, run_history=timedelta(days=settings.run_history_days))
+        return cls(
+            store,
+            upstreams,
+            run_history=timedelta(days=settings.run_history_days),
+            public_url=settings.callback_url,
+        )
 
     def on_quota_spent(self, listener: QuotaListener) -> None:
         """Call `listener(connection, seconds)` when a run finds the Toggl quota of the
@@ -142,6 +155,13 @@ class Bridge:
                 report = await runner.run()
         await self._after(report, context.exist)
         return report
+
+    async def quota_wait(self, account_id: int) -> datetime | None:
+        """When the account's last run said to sync again at the earliest (Toggl's quota was
+        spent), if that is still ahead; a webhook's sync waits for it."""
+        last = await self.store.sync_runs.recent(account_id, limit=1)
+        after = last[0].next_sync_after if last else None
+        return after if after is not None and after > self.upstreams.clock.now() else None
 
     async def zero_out(self, account_id: int) -> RunReport | Skipped:
         """Write 0 to every mapped attribute for the window, clear the ledger, then sync."""
@@ -298,6 +318,8 @@ class Bridge:
         attributes back to Exist. Nothing of the Toggl integration is left behind; if Exist
         cannot be reached, the attributes stay ours there (the data is deleted regardless)."""
         ledger = await self.store.ledger.load(account_id)
+        # Toggl would otherwise go on calling a callback that no longer knows the user.
+        await self.webhooks.turn_off(account_id, strict=False)
         report = await self.store.disconnect_toggl(account_id)
         names = set(report.attributes) | {attribute for attribute, _ in ledger}
         exist_connection = await self.store.exist_connections.get(account_id)
@@ -446,6 +468,11 @@ class Bridge:
             runs,
         )
         return counts
+
+    async def daily_upkeep(self) -> tuple[PurgeCounts, CheckReport]:
+        """What runs once a day beside the syncs, in either engine: the purge, then the check
+        of every Toggl webhook."""
+        return await self.purge(), await self.webhooks.check_all()
 
     # --- the parts -----------------------------------------------------------------------------
 

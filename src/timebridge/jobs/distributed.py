@@ -387,16 +387,18 @@ async def _recover_task(context: JobContext, timestamp: int) -> str:
 
 
 async def _cleanup_task(context: JobContext, timestamp: int) -> str:
-    """The daily purge: the store's old ledger and entry rows and run records
-    (`Bridge.purge`), and the jobs table (successful jobs are deleted as they finish,
-    `run_worker`; the others are kept a while for whoever investigates, then go too)."""
-    counts = await _resources(context).bridge.purge()
+    """The daily upkeep: the store's old ledger and entry rows and run records
+    (`Bridge.purge`), the check of every Toggl webhook (`Webhooks.check_all`), and the jobs
+    table (successful jobs are deleted as they finish, `run_worker`; the others are kept a
+    while for whoever investigates, then go too)."""
+    counts, checks = await _resources(context).bridge.daily_upkeep()
     hours = int(KEEP_FINISHED_JOBS.total_seconds() // 3600)
     await context.app.job_manager.delete_old_jobs(
         nb_hours=hours, include_failed=True, include_cancelled=True, include_aborted=True
     )
     return (
         f"purged {counts.ledger_rows} ledger rows and {counts.snapshots} entry snapshots; "
+        f"checked {checks.checked} webhook endpoints ({checks.failed} failed); "
         f"removed jobs finished over {hours} hours ago"
     )
 
@@ -493,6 +495,20 @@ async def sync_now(
     return await _place(
         app, _sync_job(app, user_id, kind=kind, priority=SYNC_NOW_PRIORITY), good_enough
     )
+
+
+async def sync_soon(app: App, user_id: int, *, at: datetime) -> PlacedJob:
+    """Queue a sync of the user to start at `at` (a webhook's events, gathered a few seconds).
+
+    A job of the user waiting to start by `at` covers the event and is kept (it has not
+    fetched yet); one waiting for later (its slot in the hourly cycle) is brought forward. The
+    caller chooses `at` after any quota wait of the user's (`Bridge.quota_wait`).
+    """
+
+    def covers(waiting: jobs.Job) -> bool:
+        return waiting.scheduled_at is None or waiting.scheduled_at <= at
+
+    return await _place(app, _sync_job(app, user_id, scheduled_at=at), covers)
 
 
 async def schedule_sync(

@@ -93,6 +93,10 @@ class EmbeddedScheduler(Generic[UserKey, Result]):
     def is_running(self, user: UserKey) -> bool:
         return user in self._running
 
+    def running(self, user: UserKey) -> asyncio.Task[Result] | None:
+        """The user's run in progress, if any."""
+        return self._running.get(user)
+
     def not_before(self, user: UserKey) -> datetime | None:
         return self._not_before.get(user)
 

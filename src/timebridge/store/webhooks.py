@@ -229,6 +229,26 @@ class WebhookRepository:
                 .values(checked_at=now)
             )
 
+    async def answered_validation(self, target: CallbackTarget, subscription_id: int) -> None:
+        """The receiver answered a PING's validation code: the subscription counts as
+        validated (the next check reads what Toggl says)."""
+        now = self._clock.now()
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(WebhookSubscriptionRow)
+                .where(
+                    WebhookSubscriptionRow.endpoint_id == target.endpoint_id,
+                    WebhookSubscriptionRow.subscription_id == subscription_id,
+                    WebhookSubscriptionRow.state == WebhookState.UNVALIDATED.value,
+                )
+                .values(
+                    state=WebhookState.ACTIVE.value,
+                    problem=None,
+                    validated_at=now,
+                    updated_at=now,
+                )
+            )
+
     async def first_sight(self, target: CallbackTarget, event_id: int) -> bool:
         """Record that the event arrived; False if it had already (a repeated delivery)."""
         now, endpoint_id = self._clock.now(), target.endpoint_id

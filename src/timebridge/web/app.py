@@ -2,9 +2,10 @@
 
 The app owns what it opened: given no store it opens the one the settings describe (migrating
 the embedded default) and closes it on shutdown; given no scheduler it runs the embedded one
-over the `Bridge`, so that one `timebridge serve` keeps every connected user in sync, and purges
-old rows daily. Tests pass their own store or scheduler instead. The pages, the sign-in routes
-and the JSON API are routers (`web/auth.py`, `web/pages.py`, `web/api.py`) on this base.
+over the `Bridge`, so that one `timebridge serve` keeps every connected user in sync, and does
+the daily upkeep (purge, webhook check). Tests pass their own store or scheduler instead. The
+pages, the sign-in routes and the JSON API are routers (`web/auth.py`, `web/pages.py`,
+`web/api.py`) on this base; the gateway and the webhook receiver install themselves on it.
 """
 
 from __future__ import annotations
@@ -131,10 +132,10 @@ def _lifespan(
                     _run_scheduler(state.scheduler), name="timebridge-embedded-scheduler"
                 )
                 logger.info("embedded scheduler started", extra={"cron": state.scheduler.cron})
-                # Workers purge at scale; here the service does, daily.
+                # Workers do the daily upkeep at scale; here the service does.
                 purging = asyncio.create_task(
-                    run_on_cron(PURGE_CRON, bridge.purge, clock=state.clock),
-                    name="timebridge-daily-purge",
+                    run_on_cron(PURGE_CRON, bridge.daily_upkeep, clock=state.clock),
+                    name="timebridge-daily-upkeep",
                 )
             yield
         finally:
@@ -257,3 +258,7 @@ def _add_web(app: FastAPI) -> None:
     from timebridge.gateway import install as install_gateway
 
     install_gateway(app)
+    # Toggl's webhook deliveries: `/hooks/toggl/…`.
+    from timebridge.webhooks import install as install_webhooks
+
+    install_webhooks(app)

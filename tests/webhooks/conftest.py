@@ -1,0 +1,208 @@
+"""The service served on a real socket whose address is its public URL, so that the Toggl
+simulator's webhook deliveries reach it over real HTTP; users connected on both simulators."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from tests.sync.oracle import truth
+from timebridge.bridge import Bridge
+from timebridge.clock import FakeClock
+from timebridge.config import Settings
+from timebridge.exist import ExistTokens
+from timebridge.fakes.exist import ExistSimulator, SimClient
+from timebridge.fakes.toggl import SimUser, TogglSimulator
+from timebridge.fakes.toggl.webhooks import WebhookSettings
+from timebridge.retry import RetryPolicy
+from timebridge.store import ProjectMapping, Store, open_store
+from timebridge.web import create_app
+
+ZONE = ZoneInfo("Europe/Berlin")
+#: Events are gathered this long here (3 s in service): tests stay quick.
+WINDOW = 0.3
+
+
+@pytest.fixture
+def toggl_sim(clock: FakeClock) -> TogglSimulator:
+    """The Toggl simulator, delivering webhooks with short retry delays."""
+    return TogglSimulator(clock, webhook_settings=WebhookSettings.fast())
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:
+        return None
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@dataclass
+class Served:
+    """A running `timebridge serve` app: its URL, settings and app."""
+
+    url: str
+    settings: Settings
+    app: FastAPI
+
+
+@contextlib.contextmanager
+def serve_app(app: FastAPI, sock: socket.socket) -> Iterator[None]:
+    server = _ThreadServer(uvicorn.Config(app, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@dataclass
+class World:
+    """Both simulators, the settings of the served service, and a store and bridge of the
+    test's own over the same database."""
+
+    settings: Settings
+    clock: FakeClock
+    toggl_sim: TogglSimulator
+    exist_sim: ExistSimulator
+    exist_client: SimClient
+    store: Store
+    bridge: Bridge
+    #: The served service's socket, bound before it starts (its port is in the public URL).
+    socket: socket.socket
+    toggl_users: dict[int, SimUser] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+
+    async def connect(self, name: str, *, plan: str = "premium") -> int:
+        """An account with both connections and two projects mapped, and a few entries."""
+        account = await self.store.accounts.create(f"{name}@example.com")
+        user = self.toggl_sim.add_user(
+            api_token=f"toggl-{name}-0123456789", timezone="Europe/Berlin", plan=plan
+        )
+        series = self.toggl_sim.add_project(user.default_workspace_id, "Series")
+        work = self.toggl_sim.add_project(user.default_workspace_id, "Work")
+        for hours_ago, project in [(30, series), (26, work), (3, series)]:
+            self.toggl_sim.add_time_entry(
+                user,
+                start=self.clock.now() - timedelta(hours=hours_ago),
+                duration=3000 + hours_ago,
+                project_id=project.id,
+            )
+        await self.store.toggl_connections.create(
+            account.id,
+            user.api_token,
+            toggl_user_id=user.id,
+            origin=self.settings.toggl_base_url,
+        )
+        self.exist_sim.add_user(name, timezone="Europe/Berlin")
+        token = self.exist_sim.issue_personal_token(name, self.exist_client.client_id)
+        await self.store.exist_connections.save(
+            account.id,
+            ExistTokens(access_token=SecretStr(token), scope=""),
+            origin=self.settings.exist_base_url,
+        )
+        await self.store.mappings.replace(
+            account.id,
+            [
+                ProjectMapping(user.default_workspace_id, series.id, "Series", "tv_min"),
+                ProjectMapping(user.default_workspace_id, work.id, "Work", "productive_min"),
+            ],
+        )
+        self.toggl_users[account.id] = user
+        self.names[account.id] = name
+        return account.id
+
+    def expected(self, account_id: int, mapping: dict[int, str]) -> dict[tuple[str, date], int]:
+        user = self.toggl_users[account_id]
+        return truth(
+            self.toggl_sim.world.entries_of(user.id, include_deleted=True),
+            mapping,
+            ZONE,
+            self.clock.now(),
+        )
+
+    async def exist_matches_toggl(self, account_id: int) -> bool:
+        mapping = await self.store.mappings.project_map(account_id)
+        name = self.names[account_id]
+        for (attribute, day), minutes in self.expected(account_id, mapping).items():
+            if (self.exist_sim.stored_values(name, attribute).get(day) or 0) != minutes:
+                return False
+        return True
+
+    async def eventually(self, check: Callable[[], Any], within: float = 10.0) -> None:
+        """Wait until `check()` (sync or async) is true, or fail after `within` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            assert time.monotonic() < deadline, "not within the time"
+            await asyncio.sleep(0.05)
+
+    def exist_value(self, account_id: int, attribute: str, day: date) -> int:
+        value = self.exist_sim.stored_values(self.names[account_id], attribute).get(day)
+        return int(value or 0)
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path,
+    clock: FakeClock,
+    toggl_sim: TogglSimulator,
+    toggl_url: str,
+    exist_sim: ExistSimulator,
+    exist_api_url: str,
+    exist_oauth_url: str,
+    exist_oauth_client: SimClient,
+) -> AsyncIterator[World]:
+    """Settings of a service on a socket of its own (its public URL), not yet started."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    settings = Settings(
+        data_dir=tmp_path,
+        toggl_base_url=toggl_url,
+        exist_base_url=exist_api_url,
+        exist_oauth_base_url=exist_oauth_url,
+        public_url=f"http://127.0.0.1:{port}",
+        webhook_coalesce_seconds=WINDOW,
+        # The cycle never comes during a test: runs here are the webhooks' own.
+        sync_cron="0 0 1 1 *",
+    )
+    async with await open_store(settings, clock=clock) as store:
+        bridge = Bridge.from_settings(store, settings, clock=clock, retry=RetryPolicy.testing())
+        yield World(settings, clock, toggl_sim, exist_sim, exist_oauth_client, store, bridge, sock)
+    sock.close()
+
+
+@pytest.fixture
+def served(world: World) -> Iterator[Served]:
+    """The service itself, serving on the world's public URL."""
+    app = create_app(world.settings, clock=world.clock, retry=RetryPolicy.testing())
+    with serve_app(app, world.socket):
+        yield Served(world.settings.public_url, world.settings, app)
