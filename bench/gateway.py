@@ -18,7 +18,8 @@ short unmeasured warm-up, three ways:
 
 The load generator is `wrk` when installed (`apt-get install wrk`; a Lua `done` hook prints
 the exact p50/p99 and the error counts), else a bundled asyncio client over aiohttp. It prints
-requests/s, p50 and p99 latency and the p50/p99 *added* to direct for every leg, the ratios
+requests/s, p50 and p99 latency, the p50/p99 *added* to direct, and the CPU time per request of
+the process that answered (the simulator, `serve`, nginx; from /proc) for every leg, the ratios
 timebridge/direct and timebridge/nginx, and the issue's goals as met or MISSED: added latency
 p50 < 1 ms and p99 < 5 ms at 20 ms upstream, throughput >= 50 % of direct at 0 ms, 0 errors.
 Nothing is asserted: targets live here, never in timed tests (bench/README.md).
@@ -122,6 +123,7 @@ class Upstream:
     latency_ms: float
     port: int
     workspace_id: int
+    pid: int | None = None
 
     @property
     def origin(self) -> str:
@@ -162,7 +164,7 @@ def start_upstream(latency_ms: float, children: list[Child]) -> Upstream:
     if line is None or not line.startswith("READY "):
         raise RuntimeError(f"the simulator did not start (said {line!r})")
     _, port, workspace = line.split()
-    return Upstream(latency_ms, int(port), int(workspace))
+    return Upstream(latency_ms, int(port), int(workspace), process.pid)
 
 
 # --- Timebridge: `timebridge serve` with a seeded data dir --------------------------------------
@@ -333,6 +335,9 @@ class Target:
     leg: str
     url: str
     headers: dict[str, str]
+    #: The process that answers it (the simulator, `serve`, nginx's master), whose CPU time
+    #: (its children's included) is measured.
+    pid: int | None = None
 
 
 @dataclass
@@ -348,6 +353,8 @@ class Measured:
     #: Filled in once direct is known: p50/p99 minus direct's at the same upstream latency.
     added_p50_ms: float | None = None
     added_p99_ms: float | None = None
+    #: CPU time the answering process (and its children) spent per request, if measured.
+    cpu_ms: float | None = None
 
     @property
     def rate(self) -> float:
@@ -467,6 +474,30 @@ class Options:
     script: Path | None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process and its descendants, from /proc (None elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending, seen = 0.0, [pid], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            if current == pid:
+                return None
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return total
+
+
 def measure(target: Target, latency_ms: float, options: Options) -> Measured:
     """Warm up (unmeasured), then load the target for the measured seconds."""
 
@@ -478,8 +509,12 @@ def measure(target: Target, latency_ms: float, options: Options) -> Measured:
 
     if options.warmup:
         once(options.warmup)
+    before = cpu_seconds(target.pid) if target.pid is not None else None
     result = once(options.seconds)
+    after = cpu_seconds(target.pid) if target.pid is not None else None
     result.latency_ms = latency_ms
+    if before is not None and after is not None and result.requests:
+        result.cpu_ms = (after - before) * 1000 / result.requests
     return result
 
 
@@ -547,7 +582,7 @@ def print_report(report: Report, options: Options) -> None:
     )
     header = (
         f"{'upstream':>8}  {'leg':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'+p50 ms':>8} {'+p99 ms':>8} {'errors':>7}"
+        f"{'+p50 ms':>8} {'+p99 ms':>8} {'errors':>7} {'cpu ms/req':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -555,7 +590,8 @@ def print_report(report: Report, options: Options) -> None:
         print(
             f"{result.latency_ms:>6g}ms  {result.leg:<10} {result.rate:>9.0f} "
             f"{result.p50_ms:>8.2f} {result.p99_ms:>8.2f} {_ms(result.added_p50_ms):>8} "
-            f"{_ms(result.added_p99_ms):>8} {result.errors:>7}"
+            f"{_ms(result.added_p99_ms):>8} {result.errors:>7} "
+            f"{'-' if result.cpu_ms is None else f'{result.cpu_ms:.3f}':>10}"
         )
     for leg, reason in report.skipped.items():
         print(f"(no {leg} leg: {reason})")
@@ -603,10 +639,12 @@ def run(options: Options, latencies: Sequence[float], legs: Sequence[str]) -> Re
                             "direct",
                             f"{upstream.origin}/{upstream.path}",
                             {"Authorization": f"Basic {basic}"},
+                            upstream.pid,
                         )
                     )
             if "timebridge" in legs:
                 port, seeded = start_timebridge(directory, upstreams, children)
+                serve_pid = children[-1].process.pid
                 for upstream in upstreams:
                     targets[upstream.latency_ms].append(
                         Target(
@@ -616,6 +654,7 @@ def run(options: Options, latencies: Sequence[float], legs: Sequence[str]) -> Re
                                 "Authorization": f"Bearer {seeded.key}",
                                 "Timebridge-Connection": seeded.connections[upstream.latency_ms],
                             },
+                            serve_pid,
                         )
                     )
             if "nginx" in legs:
@@ -623,6 +662,7 @@ def run(options: Options, latencies: Sequence[float], legs: Sequence[str]) -> Re
                 if ports is None:
                     report.skipped["nginx"] = "nginx is not installed (apt-get install nginx)"
                 else:
+                    nginx_pid = children[-1].process.pid
                     for upstream in upstreams:
                         targets[upstream.latency_ms].append(
                             Target(
@@ -630,6 +670,7 @@ def run(options: Options, latencies: Sequence[float], legs: Sequence[str]) -> Re
                                 f"http://127.0.0.1:{ports[upstream.latency_ms]}/toggl-track/"
                                 f"{upstream.path}",
                                 {"Authorization": "Bearer not-checked-by-nginx"},
+                                nginx_pid,
                             )
                         )
             for latency, leg_targets in targets.items():

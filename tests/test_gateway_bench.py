@@ -44,6 +44,10 @@ def test_gateway_benchmark_measures_every_leg(
             assert direct is not None
             assert result.added_p50_ms == pytest.approx(result.p50_ms - direct.p50_ms)
             assert result.added_p99_ms == pytest.approx(result.p99_ms - direct.p99_ms)
+            # The CPU time per request of the process that answered, from /proc, is printed.
+            assert result.cpu_ms is not None and result.cpu_ms >= 0
+            row = re.search(rf"^\s*{latency:g}ms\s+{leg}\s.*\s(\S+)$", out, re.M)
+            assert row is not None and row[1] == f"{result.cpu_ms:.3f}", (leg, latency)
         # At 20 ms upstream no answer can come sooner than the upstream's delay.
         if latency == 20.0:
             assert all(r.p50_ms >= 20 for r in report.results if r.latency_ms == latency)

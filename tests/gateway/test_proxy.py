@@ -157,6 +157,23 @@ def test_no_active_connection_is_a_400(world: World, gateway: str, alice: SimUse
     )
     assert error_of(named) == (400, "connection_not_active")
     assert world.upstream_count() == 0
+    # Connected now (through another store, as the pages or the CLI would): used at once.
+    world.connection(account, alice)
+    answer = httpx.get(f"{gateway}/toggl-track/api/v9/me", headers=bearer(key))
+    assert answer.status_code == 200 and answer.json()["id"] == alice.id
+
+
+def test_a_deleted_connection_is_refused_at_once(world: World, gateway: str, key: str) -> None:
+    me = f"{gateway}/toggl-track/api/v9/me"
+    with httpx.Client(headers=bearer(key)) as client:
+        assert client.get(me).status_code == 200
+        (listed,) = client.get(f"{gateway}/connections").json()["connections"]
+        assert client.delete(f"{gateway}/connections/{listed['connection_id']}").status_code == 200
+        before = world.upstream_count()
+        assert error_of(client.get(me)) == (400, "missing_connection")
+        named = client.get(me, headers={"Timebridge-Connection": listed["connection_id"]})
+        assert error_of(named) == (404, "not_found")
+    assert world.upstream_count() == before
 
 
 # --- keys and scopes -------------------------------------------------------------------------
@@ -354,6 +371,18 @@ def test_an_oversized_answer_is_a_502(world: World, small_gateway: str, key: str
     world.sim.faults.add(Fault(path="/api/v9/me", status=200, body='"' + "x" * 5000 + '"'))
     answer = httpx.get(f"{small_gateway}/toggl-track/api/v9/me", headers=bearer(key))
     assert error_of(answer) == (502, "upstream_too_large")
+
+
+def test_an_answer_in_an_encoding_the_gateway_cannot_read_is_a_502(
+    world: World, gateway: str, key: str
+) -> None:
+    # The gateway asks for no compression; an answer it could not redact is never passed on.
+    world.sim.faults.add(
+        Fault(path="/api/v9/me", status=200, body="opaque", headers={"Content-Encoding": "br"})
+    )
+    answer = httpx.get(f"{gateway}/toggl-track/api/v9/me", headers=bearer(key))
+    assert error_of(answer) == (502, "upstream_encoding")
+    assert "accept-encoding" not in world.upstream.seen[-1].headers
 
 
 def test_toggls_own_429_and_retry_after_pass_through_unretried(

@@ -9,6 +9,7 @@ connection's origin: the upstream URL is never built by resolving the caller's t
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 #: The Toggl APIs the gateway reaches, below a connection's origin.
@@ -22,18 +23,20 @@ class PathRefused(ValueError):
     """Why a path is not forwarded (safe to show the caller)."""
 
 
+_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
 def _check_layer(text: str) -> None:
     for bad in _FORBIDDEN:
         if bad in text:
             raise PathRefused(f"the path must not contain {bad!r}")
-    for char in text:
-        if ord(char) < 0x20 or ord(char) == 0x7F:
+    odd = _NOT_PRINTABLE.search(text)
+    if odd is not None:
+        if ord(odd[0]) < 0x20 or ord(odd[0]) == 0x7F:
             raise PathRefused("the path must not contain control characters")
-        if ord(char) > 0x7E:
-            raise PathRefused("the path must be ASCII")
-    for segment in text.split("/"):
-        if segment in (".", ".."):
-            raise PathRefused("the path must not contain '.' or '..' segments")
+        raise PathRefused("the path must be ASCII")
+    if "." in text and any(segment in (".", "..") for segment in text.split("/")):
+        raise PathRefused("the path must not contain '.' or '..' segments")
 
 
 def _decode(text: str) -> str:

@@ -371,6 +371,11 @@ async def forward(scope: Scope, receive: Receive, send: Send) -> None:
     except GatewayError as refused:
         await refused.response()(scope, receive, send)
         return
+    except Exception:
+        logger.exception("the gateway failed to answer a request")
+        failed = GatewayError(500, "internal_error", "The gateway failed; nothing was retried.")
+        await failed.response()(scope, receive, send)
+        return
     headers = answer.headers
     if not (answer.status < 200 or answer.status in (204, 304)):
         headers = [(b"content-length", str(len(answer.body)).encode()), *headers]
@@ -472,9 +477,9 @@ def _header(raw: tuple[tuple[bytes, bytes], ...], name: bytes) -> str | None:
 
 
 class GatewayLayer:
-    """In front of the app's routes: every `/toggl-track/…` request of a proxied method goes
-    straight to `forward`; a path holding a control character (which no route would match) is
-    the 400 every refused path is. Everything else passes on to the app."""
+    """In front of the app (outside its middleware and routes): every `/toggl-track/…` request
+    of a proxied method goes straight to `forward`; a path holding a control character (which no
+    route would match) is the 400 every refused path is. Everything else passes on to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
