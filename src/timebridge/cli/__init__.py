@@ -20,6 +20,7 @@ from timebridge.cli.login_link import login_link
 from timebridge.cli.secrets import secrets_app
 from timebridge.cli.service import serve, sync
 from timebridge.cli.toggl import toggl_app
+from timebridge.cli.webhooks import webhooks_app
 from timebridge.cli.worker import worker_app
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app.command("serve")(serve)
 app.command("sync")(sync)
 app.command("login-link")(login_link)
 app.add_typer(keys_app, name="keys")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(worker_app, name="worker")
 
 
