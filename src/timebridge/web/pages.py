@@ -31,6 +31,7 @@ from timebridge.bridge import (
     Skipped,
     SkipReason,
     SyncNotPossible,
+    WebhooksUnavailable,
 )
 from timebridge.exist import ExistTokens
 from timebridge.exist import errors as exist_errors
@@ -44,6 +45,7 @@ from timebridge.store import (
     ProjectMapping,
     SyncRun,
     TogglConnection,
+    WebhookState,
 )
 from timebridge.sync.runner import RunReport
 from timebridge.toggl import Me
@@ -90,6 +92,20 @@ FLASHES: dict[str, str] = {
         "remembered writing is forgotten. Your mapping is kept for when you connect again."
     ),
     "time-zone-saved": "Your time zone is saved.",
+    "webhooks-on": (
+        "Webhooks are on: a change in Toggl Track reaches Exist within seconds. The scheduled "
+        "syncs go on as before."
+    ),
+    "webhooks-off": "Webhooks are off: Toggl Track no longer calls Timebridge; the schedule syncs.",
+    "webhooks-checked": "The webhooks were checked with Toggl Track just now.",
+}
+#: How each webhook state reads on the settings page.
+WEBHOOK_STATES = {
+    WebhookState.ACTIVE: "Working",
+    WebhookState.UNVALIDATED: "Waiting for Toggl Track to confirm",
+    WebhookState.DISABLED: "Disabled at Toggl Track",
+    WebhookState.LIMITED: "Not possible: the plan's webhooks are in use",
+    WebhookState.FAILING: "Failing",
 }
 #: Flashes that report the account's newest run, by the run kind they follow.
 RUN_FLASHES = {"sync": "sync", "zero-out": "zero_out", "repair": "repair"}
@@ -893,10 +909,12 @@ async def _settings_page(
     *,
     value: str | None = None,
     error: str | None = None,
+    webhook_error: str | None = None,
     done: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    exist = await bridge_of(request).store.exist_connections.get(viewer.account_id)
+    bridge = bridge_of(request)
+    exist = await bridge.store.exist_connections.get(viewer.account_id)
     return render(
         request,
         "settings.html",
@@ -907,6 +925,9 @@ async def _settings_page(
         zones=time_zones(),
         schedule=_schedule(request),
         error=error,
+        webhooks=await bridge.webhooks.status(viewer.account_id),
+        webhook_states=WEBHOOK_STATES,
+        webhook_error=webhook_error,
         flash=FLASHES.get(done) if done else None,
     )
 
@@ -934,6 +955,49 @@ async def save_settings(
         )
     await bridge_of(request).set_time_zone(viewer.account_id, name or None)
     return RedirectResponse("/settings?done=time-zone-saved", status_code=303)
+
+
+@router.post("/settings/webhooks")
+async def change_webhooks(
+    request: Request, viewer: Changing, action: Annotated[str, Form()] = ""
+) -> Response:
+    """Turn Toggl webhooks on or off, or check them with Toggl now."""
+    webhooks = bridge_of(request).webhooks
+    try:
+        if action == "on":
+            await webhooks.turn_on(viewer.account_id)
+        elif action == "off":
+            await webhooks.turn_off(viewer.account_id)
+        elif action == "check":
+            status = await webhooks.status(viewer.account_id)
+            if status.endpoint is not None:
+                await webhooks.check(status.endpoint.id)
+        else:
+            return await _settings_page(
+                request,
+                viewer,
+                webhook_error="Choose to turn webhooks on or off, or to check them.",
+                status_code=400,
+            )
+    except WebhooksUnavailable as exc:
+        return await _settings_page(request, viewer, webhook_error=str(exc), status_code=409)
+    except toggl_errors.AuthenticationError:
+        return await _settings_page(
+            request,
+            viewer,
+            webhook_error="Toggl Track refused the stored API token: connect Toggl Track again.",
+            status_code=409,
+        )
+    except toggl_errors.TogglError as exc:
+        return await _settings_page(
+            request,
+            viewer,
+            webhook_error=f"Toggl Track could not be asked: {exc.message}. Nothing changed; "
+            "try again later.",
+            status_code=502,
+        )
+    done = {"on": "webhooks-on", "off": "webhooks-off"}.get(action, "webhooks-checked")
+    return RedirectResponse(f"/settings?done={done}#webhooks-heading", status_code=303)
 
 
 __all__ = [
