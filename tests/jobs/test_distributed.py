@@ -37,6 +37,7 @@ from tests.jobs.distributed_harness import (
     worker_environment,
 )
 from tests.store.fixtures import PostgresServer, run_blocking
+from tests.webhooks.conftest import free_socket, serve_app
 from timebridge.bridge import Bridge, Skipped
 from timebridge.cli.worker import worker_app
 from timebridge.clock import SystemClock
@@ -62,13 +63,16 @@ from timebridge.jobs.distributed import (
     queueing_lock,
     recover_stalled_jobs,
     run_worker,
+    schedule_sync,
     schema_exists,
     sync_now,
+    sync_soon,
     user_lock,
 )
 from timebridge.records import IN_FLIGHT
 from timebridge.store import Database, SecretBox, Store, new_key
 from timebridge.sync.runner import RunKind, RunReport
+from timebridge.web import create_app
 
 # --- fixtures -----------------------------------------------------------------------------------
 
@@ -625,3 +629,66 @@ def test_worker_command_refuses_sqlite(tmp_path: Path, monkeypatch: pytest.Monke
     result = CliRunner().invoke(worker_app, ["fan-out-now"])
     assert result.exit_code == 2
     assert "needs PostgreSQL" in result.output
+
+
+# --- webhooks at scale --------------------------------------------------------------------------
+
+
+async def test_a_webhook_soon_job_covers_later_events_and_brings_a_later_job_forward(
+    world: LiveWorld, queue: App, clean_database: QueueDatabase
+) -> None:
+    user = await world.connect("soon")
+    now = datetime.now(UTC)
+    # The user's job of the hourly cycle waits for its slot, an hour away.
+    await schedule_sync(queue, user, not_before=now + timedelta(hours=1), hold_back=False)
+
+    first = await sync_soon(queue, user, at=now + timedelta(seconds=3))
+    again = await sync_soon(queue, user, at=now + timedelta(seconds=4))
+
+    assert first.placement is Placement.QUEUED
+    assert again.placement is Placement.ALREADY_QUEUED and again.job_id == first.job_id
+    [waiting] = await queue.job_manager.list_jobs_async(task=SYNC_USER_TASK, status="todo")
+    assert waiting.id == first.job_id
+    assert waiting.scheduled_at is not None and waiting.scheduled_at <= now + timedelta(seconds=3)
+
+
+async def test_webhook_events_at_scale_queue_one_job_that_a_worker_runs(
+    world: LiveWorld, settings: Settings, queue: App, clean_database: QueueDatabase
+) -> None:
+    sock = free_socket()
+    served = settings.model_copy(
+        update={
+            "public_url": f"http://127.0.0.1:{sock.getsockname()[1]}",
+            "webhook_coalesce_seconds": 0.5,
+        }
+    )
+    user = await world.connect("hooked")
+    toggl_user = world.toggl_users[user]
+    bridge = Bridge.from_settings(world.store, served)
+    app = create_app(served, run_scheduler=False)  # `serve --no-scheduler` beside workers
+    with serve_app(app, sock):
+        await bridge.webhooks.turn_on(user)
+        for minutes in (10, 20, 30):
+            world.toggl_sim.add_time_entry(
+                toggl_user,
+                start=world.clock.now() - timedelta(hours=2, minutes=minutes),
+                duration=300,
+            )
+        world.toggl_sim.webhooks.drain()
+
+        async def queued() -> list[Any]:
+            return list(await queue.job_manager.list_jobs_async(task=SYNC_USER_TASK, status="todo"))
+
+        async def one_queued() -> bool:
+            return len(await queued()) > 0
+
+        await wait_for(one_queued, within=10, what="a job queued by the webhook")
+        await asyncio.sleep(1.0)  # the later events' turn to (not) queue more
+        jobs = await queued()
+        assert len(jobs) == 1, "three events, one job"
+        assert jobs[0].queueing_lock == queueing_lock(user) and jobs[0].lock == user_lock(user)
+
+        await drain_in_process(settings, clean_database)
+
+    assert await world.mismatches(user) == []
+    assert len(await world.runs(user)) == 1
