@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Iterable
@@ -33,6 +34,8 @@ from timebridge.store.database import Database
 from timebridge.store.errors import NotFound
 from timebridge.store.models import ApiKeyRow, AuditRow, ConnectionStatus, TogglConnectionRow
 from timebridge.store.repositories import TogglConnection
+
+logger = logging.getLogger(__name__)
 
 #: `last_used_at` is written at most this often (a request is otherwise a read).
 TOUCH_EVERY = timedelta(minutes=1)
@@ -133,6 +136,8 @@ _PLAINTEXTS_MAX = 4096
 #: How long a grant is reused without asking the database (seconds): what another process's
 #: revocation, deletion or FAILED marking may take to be seen here.
 GRANT_TTL = 2.0
+#: A grant this close to the end of its time is read again while it is still used (seconds).
+GRANT_REFRESH_AHEAD = 0.5
 #: Grants remembered at most (then all are forgotten).
 _GRANTS_MAX = 10_000
 #: Execution option of a write that changes nothing a grant answers (`last_used_at`).
@@ -200,49 +205,86 @@ class ApiKeyRepository:
         self._reading: dict[tuple[str, str | None], asyncio.Task[ProxyGrant | None]] = {}
         #: When this process last wrote a key's `last_used_at` (key id → time).
         self._touched: dict[int, datetime] = {}
+        self._touching: set[asyncio.Task[None]] = set()
 
     async def grant(self, key: str, connection_id: str | None) -> ProxyGrant | None:
         """The stored key of this secret and, in the same single read, the connection a proxied
         request of its owner uses: `connection_id` (any status; None if it is not the owner's),
         else the owner's default connection if ACTIVE, else their oldest ACTIVE one. None if the
-        key is unknown. `last_used_at` is brought up to date at most once a minute.
+        key is unknown. `last_used_at` is brought up to date at most once a minute (in the
+        background).
 
         A grant found is remembered for `GRANT_TTL` seconds (see the module's docstring); the
-        requests that miss it at the same moment share one read."""
+        requests that miss it at the same moment share one read, and one still in use is read
+        again shortly before its time is up."""
         lookup = (key_digest(key), connection_id)
         remembered = self._grants.get(lookup)
+        now = time.monotonic()
         if (
             remembered is not None
             and remembered.generation == _Generation.value
-            and time.monotonic() < remembered.until
+            and now < remembered.until
         ):
+            if remembered.until - now < GRANT_REFRESH_AHEAD:
+                # Read again in the background: under steady use no caller waits at the expiry.
+                self._reading_of(lookup)
             found = remembered.grant
         else:
-            reading = self._reading.get(lookup)
-            if reading is None or reading.get_loop() is not asyncio.get_running_loop():
-                reading = asyncio.ensure_future(self._read_grant(*lookup))
-                self._reading[lookup] = reading
-                reading.add_done_callback(lambda _: self._reading.pop(lookup, None))
-            read = await asyncio.shield(reading)
+            read = await asyncio.shield(self._reading_of(lookup))
             if read is None:
                 return None
             found = read
-        await self._touch(found.key)
+        due = self._touch_due(found.key)
+        if due is not None:
+            # In the background: a caller never waits for the write lock (a sync may hold it).
+            touching = asyncio.ensure_future(self._write_touch(found.key.id, due))
+            self._touching.add(touching)
+            touching.add_done_callback(self._touch_done)
         return found
 
-    async def _touch(self, found: ApiKey) -> None:
+    def _reading_of(self, lookup: tuple[str, str | None]) -> asyncio.Task[ProxyGrant | None]:
+        """The read of this grant under way (on this event loop), or a new one."""
+        reading = self._reading.get(lookup)
+        if reading is None or reading.get_loop() is not asyncio.get_running_loop():
+            reading = asyncio.ensure_future(self._read_grant(*lookup))
+            self._reading[lookup] = reading
+
+            def done(task: asyncio.Task[ProxyGrant | None]) -> None:
+                if self._reading.get(lookup) is task:
+                    del self._reading[lookup]
+                if not task.cancelled() and task.exception() is not None:
+                    logger.warning("could not read a gateway grant", exc_info=task.exception())
+
+            reading.add_done_callback(done)
+        return reading
+
+    def _touch_due(self, found: ApiKey) -> datetime | None:
+        """Now, if the key's `last_used_at` is due to be written (it is marked written)."""
         now = self._clock.now()
         last = self._touched.get(found.id, found.last_used_at)
         if not found.usable(now) or (last is not None and now - last < TOUCH_EVERY):
-            return
+            return None
         if len(self._touched) >= _GRANTS_MAX:
             self._touched.clear()
         self._touched[found.id] = now
+        return now
+
+    async def _touch(self, found: ApiKey) -> None:
+        due = self._touch_due(found)
+        if due is not None:
+            await self._write_touch(found.id, due)
+
+    async def _write_touch(self, key_id: int, now: datetime) -> None:
         async with self._db.write_connection() as db:
             await db.execute(
-                update(ApiKeyRow).where(ApiKeyRow.id == found.id).values(last_used_at=now),
+                update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=now),
                 execution_options={_KEEPS_GRANTS: True},
             )
+
+    def _touch_done(self, task: asyncio.Task[None]) -> None:
+        self._touching.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("could not record when an API key was used", exc_info=task.exception())
 
     async def _read_grant(self, digest: str, connection_id: str | None) -> ProxyGrant | None:
         generation = _Generation.value
