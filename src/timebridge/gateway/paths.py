@@ -9,6 +9,7 @@ connection's origin: the upstream URL is never built by resolving the caller's t
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import unquote
 
@@ -46,9 +47,10 @@ def _decode(text: str) -> str:
         raise PathRefused("the path must be ASCII") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def checked_path(raw: str) -> str:
     """`raw` (the part after `/toggl-track/`, as sent) if it may be forwarded; else
-    `PathRefused`."""
+    `PathRefused`. (A path that passed is remembered: callers repeat their paths.)"""
     if len(raw) > MAX_PATH_LENGTH:
         raise PathRefused(f"the path is longer than {MAX_PATH_LENGTH} characters")
     layers = [raw]
@@ -65,6 +67,7 @@ def checked_path(raw: str) -> str:
     return raw
 
 
+@functools.lru_cache(maxsize=4096)
 def quota_scope(path: str) -> str:
     """Which of Toggl's quotas a path spends: `user`, or `workspace:<id>`."""
     parts = _decode(_decode(path)).split("/")
