@@ -54,6 +54,9 @@ OPERATIONS: list[tuple[str, str, Any]] = [
     ("POST", "/zero-out", None),
     ("POST", "/repair", None),
     ("POST", "/plan", None),
+    ("GET", "/webhooks", None),
+    ("PUT", "/webhooks", {"enabled": True}),
+    ("POST", "/webhooks/check", None),
     ("DELETE", "/account", None),
 ]
 WRITES = [operation for operation in OPERATIONS if operation[0] != "GET"]
@@ -1037,3 +1040,11 @@ async def test_the_openapi_documents_the_api_its_errors_and_the_csrf_header(site
             assert "403" in responses
     me = spec["components"]["schemas"]["MeOut"]
     assert "csrf_token" in me["required"]
+
+
+async def test_webhooks_without_a_public_url_are_unavailable_and_say_why(site: Site) -> None:
+    alice = await site.new_account("alice")
+    status = await alice.get("/webhooks")
+    assert status.status_code == 200
+    assert status.json()["available"] is False
+    assert "TIMEBRIDGE_PUBLIC_URL" in status.json()["unavailable_reason"]

@@ -13,7 +13,8 @@ ids are not found (404). Errors are `{"error": {"code", "message"}}`:
 
 Every action goes through the application layer (`timebridge.bridge.Bridge`); reads of the
 store use `bridge.store` and the read models `bridge.views`. Only `GET /projects`,
-`GET /takeovers`, `PUT /mapping`, `POST /plan`, the runs and connecting ask Toggl or Exist.
+`GET /takeovers`, `PUT /mapping`, `POST /plan`, the runs, connecting, `PUT /webhooks` and
+`POST /webhooks/check` ask Toggl or Exist.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from timebridge.bridge import (
     SkipReason,
     SyncNotPossible,
     SyncPreview,
+    WebhookStatus,
+    WebhooksUnavailable,
 )
 from timebridge.errors import UpstreamError
 from timebridge.exist import ExistTokens
@@ -153,6 +156,8 @@ def _problem_of(error: Exception) -> ApiProblem | None:
         return upstream_problem(error)
     if isinstance(error, AttributeClaimed):
         return ApiProblem(409, "attribute_claimed", str(error))
+    if isinstance(error, WebhooksUnavailable):
+        return ApiProblem(409, "webhooks_unavailable", str(error))
     if isinstance(error, SyncNotPossible):
         return _not_ready(error.reason)
     if isinstance(error, DayNotFound):
@@ -1093,6 +1098,107 @@ async def repair(request: Request, viewer: Changing) -> RunReportOut:
 async def plan(request: Request, viewer: Changing) -> PlanOut:
     """The values a sync would write now, without writing any (reads Toggl and Exist)."""
     return PlanOut.of(await bridge_of(request).plan(viewer.account_id))
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+
+class WebhookWorkspaceOut(BaseModel):
+    """Where the webhook of one of the user's Toggl workspaces stands."""
+
+    workspace_id: int
+    workspace_name: str | None
+    state: Literal["active", "unvalidated", "disabled", "limited", "failing"] = Field(
+        description="`active`: Toggl delivers changes; `unvalidated`: waiting for Toggl to "
+        "confirm; `disabled`: disabled at Toggl (the daily check enables it); `limited`: the "
+        "workspace's plan allows no more webhooks; `failing`: Toggl cannot deliver."
+    )
+    problem: str | None = Field(description="What is wrong, in words for the user.")
+    failed_deliveries: int
+
+
+class WebhooksOut(BaseModel):
+    """The account's Toggl webhooks."""
+
+    enabled: bool
+    available: bool = Field(description="Whether they can be turned on on this service.")
+    unavailable_reason: str | None
+    last_event_at: datetime | None = Field(description="When a change last arrived.")
+    checked_at: datetime | None = Field(description="When they were last checked with Toggl.")
+    workspaces: list[WebhookWorkspaceOut]
+
+    @classmethod
+    def of(cls, status: WebhookStatus) -> WebhooksOut:
+        endpoint = status.endpoint
+        return cls(
+            enabled=endpoint is not None,
+            available=status.unavailable is None,
+            unavailable_reason=status.unavailable,
+            last_event_at=endpoint.last_event_at if endpoint else None,
+            checked_at=endpoint.checked_at if endpoint else None,
+            workspaces=[
+                WebhookWorkspaceOut(
+                    workspace_id=item.workspace_id,
+                    workspace_name=item.workspace_name,
+                    state=item.state.value,
+                    problem=item.problem,
+                    failed_deliveries=item.failed_deliveries,
+                )
+                for item in (endpoint.subscriptions if endpoint else ())
+            ],
+        )
+
+
+class WebhooksIn(BaseModel):
+    """Turn the account's Toggl webhooks on or off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+@router.get("/webhooks", response_model=WebhooksOut, summary="Toggl webhooks")
+async def get_webhooks(request: Request, viewer: SignedIn) -> WebhooksOut:
+    """Whether Toggl tells Timebridge of each change (Exist updated within seconds), and how
+    each workspace's webhook stands. No request to Toggl."""
+    return WebhooksOut.of(await bridge_of(request).webhooks.status(viewer.account_id))
+
+
+@router.put(
+    "/webhooks",
+    response_model=WebhooksOut,
+    summary="Turn Toggl webhooks on or off",
+    dependencies=_CSRF,
+    responses=_errors(*_WRITE_ERRORS, 409, 502, 503),
+)
+async def put_webhooks(request: Request, viewer: Changing, body: WebhooksIn) -> WebhooksOut:
+    """On: one Toggl subscription per workspace (or the existing ones put back in order); a
+    workspace Toggl refuses (its plan's limit, an unreachable address) says so in its `problem`
+    and keeps being synced on the schedule. Off: the subscriptions are deleted at Toggl."""
+    webhooks = bridge_of(request).webhooks
+    if body.enabled:
+        await webhooks.turn_on(viewer.account_id)
+    else:
+        await webhooks.turn_off(viewer.account_id)
+    return WebhooksOut.of(await webhooks.status(viewer.account_id))
+
+
+@router.post(
+    "/webhooks/check",
+    response_model=WebhooksOut,
+    summary="Check Toggl webhooks now",
+    dependencies=_CSRF,
+    responses=_errors(*_WRITE_ERRORS, 409, 502, 503),
+)
+async def check_webhooks(request: Request, viewer: Changing) -> WebhooksOut:
+    """What the daily check does, now: lost subscriptions made again, disabled ones enabled,
+    unvalidated ones pinged, failed deliveries counted."""
+    webhooks = bridge_of(request).webhooks
+    status = await webhooks.status(viewer.account_id)
+    if status.endpoint is None:
+        raise ApiProblem(409, "webhooks_off", "Webhooks are off: turn them on first.")
+    await webhooks.check(status.endpoint.id)
+    return WebhooksOut.of(await webhooks.status(viewer.account_id))
 
 
 @router.delete(
