@@ -116,6 +116,13 @@ def test_header_values_and_url_passwords_are_masked_but_prose_is_not() -> None:
     assert scrub(prose) == prose
 
 
+def test_secret_path_segments_are_masked_in_access_lines() -> None:
+    hook = '127.0.0.1:5123 - "POST /hooks/toggl/Zq3-x_9AbCdEfGh HTTP/1.1" 200'
+    assert scrub(hook) == f'127.0.0.1:5123 - "POST /hooks/toggl/{REDACTED} HTTP/1.1" 200'
+    link = '"GET /signin/link/s3cr3t-l1nk?next=/ HTTP/1.1" 303'
+    assert scrub(link) == f'"GET /signin/link/{REDACTED}?next=/ HTTP/1.1" 303'
+
+
 def test_console_format_is_readable_and_redacted() -> None:
     stream = io.StringIO()
     configure_logging(log_format="console", stream=stream)

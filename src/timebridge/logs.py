@@ -48,6 +48,8 @@ _AUTH_HEADER_VALUE = re.compile(
     r"\b([Bb]asic|[Bb]earer)(\s+)(?=[\w.~+/=:-]*[0-9=+/_.~:-])[\w.~+/=:-]{8,}"
 )
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(@)", re.IGNORECASE)
+#: Paths whose last segment is a secret: a webhook callback's token, a one-time login link.
+_SECRET_PATH = re.compile(r"(/hooks/toggl/|/signin/link/)[^\s/?#\"']+")
 _SECRET_PARAMETER = re.compile(
     r"(\b[\w-]*(?:token|secret|password|api[_-]?key)[\w-]*=)[^&\s\"',;]+", re.IGNORECASE
 )
@@ -98,6 +100,7 @@ def scrub(text: str) -> str:
             text = text.replace(secret, REDACTED)
     text = _AUTH_HEADER_VALUE.sub(rf"\1\2{REDACTED}", text)
     text = _URL_PASSWORD.sub(rf"\1{REDACTED}\2", text)
+    text = _SECRET_PATH.sub(rf"\1{REDACTED}", text)
     return _SECRET_PARAMETER.sub(rf"\1{REDACTED}", text)
 
 

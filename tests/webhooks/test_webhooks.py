@@ -4,6 +4,7 @@ it over real HTTP, the Exist simulator receiving the sync's writes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -319,3 +320,28 @@ async def test_without_a_public_url_webhooks_are_off_and_say_why(world: World) -
     with pytest.raises(WebhooksUnavailable, match="TIMEBRIDGE_PUBLIC_URL"):
         await bridge.webhooks.turn_on(alice)
     assert world.toggl_sim.webhooks.subscriptions() == []
+
+
+async def test_nothing_of_an_events_body_is_logged(
+    world: World, served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    alice = await world.connect("alice")
+    await world.bridge.sync(alice)
+    await world.bridge.webhooks.turn_on(alice)
+    user = world.toggl_users[alice]
+    secret_words = "Lawyer call about the Elm Street divorce"
+
+    world.toggl_sim.add_time_entry(
+        user,
+        start=world.clock.now() - timedelta(hours=1),
+        duration=900,
+        description=secret_words,
+    )
+    world.toggl_sim.webhooks.drain()
+    await world.eventually(world_matches(world, alice))
+
+    assert any("webhook event" in record.getMessage() for record in caplog.records)
+    logged = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
+    assert secret_words not in logged
+    assert _secret(world) not in logged
