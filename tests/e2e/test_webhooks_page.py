@@ -46,7 +46,8 @@ def test_webhooks_from_the_settings_page(
     page.get_by_role("button", name="Sync now").click()
     expect(page.locator("#flash")).to_be_visible()
 
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
+    expect(page.locator("#webhooks")).to_contain_text("Off")
+    page.locator("#webhooks").get_by_role("link", name="Turn them on").click()
     section = card(page, "Near-real-time updates (Toggl webhooks)")
     expect(section).to_contain_text("Webhooks are off")
     section.get_by_role("button", name="Turn webhooks on").click()
@@ -76,6 +77,9 @@ def test_webhooks_from_the_settings_page(
         time.sleep(0.1)
     page.reload()
     expect(section).not_to_contain_text("none yet")
+    page.goto("/")
+    expect(page.locator("#webhooks")).to_contain_text("On: a change in Toggl Track reaches Exist")
+    page.goto("/settings")
 
     section.get_by_role("button", name="Turn webhooks off").click()
     expect(page.locator("#flash")).to_contain_text("Webhooks are off")

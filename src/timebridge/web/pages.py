@@ -241,12 +241,14 @@ def _flash(done: str | None, last_run: SyncRun | None) -> str | None:
 @router.get("/")
 async def home(request: Request, viewer: SignedIn, done: str | None = None) -> Response:
     """Both connections, the last and next run, Sync now."""
-    overview = await bridge_of(request).views.overview(viewer.account_id)
+    bridge = bridge_of(request)
+    overview = await bridge.views.overview(viewer.account_id)
     return render(
         request,
         "home.html",
         viewer,
         overview=overview,
+        webhooks=await bridge.webhooks.status(viewer.account_id),
         zone=overview.zone,
         toggl=overview.toggl,
         exist=overview.exist,
