@@ -33,7 +33,7 @@ from timebridge.fakes import RunningServer, serve_in_thread
 from timebridge.fakes.exist import ExistSimulator
 from timebridge.fakes.toggl import TogglSimulator
 from timebridge.personal import parse_personal_config
-from timebridge.store import open_store
+from timebridge.store import WebhookEndpoint, open_store
 from timebridge.sync.runner import RunReport
 
 #: Where the demo's servers listen: loopback only, nothing is reachable from outside.
@@ -183,10 +183,17 @@ class DemoServers:
     exist_lines: tuple[str, ...]
     #: The Exist simulator itself, to register the service's OAuth redirect once it listens.
     exist_sim: ExistSimulator
+    #: The Toggl simulator itself, to name the demo's projects in hints.
+    toggl_sim: TogglSimulator
 
     @property
     def toggl_api(self) -> str:
         return f"{self.toggl.url}/api/v9"
+
+    def toggl_project_id(self, name: str) -> int:
+        """The id of the demo's Toggl project called `name`."""
+        with self.toggl_sim.world.lock:
+            return next(p.id for p in self.toggl_sim.world.projects.values() if p.name == name)
 
     @property
     def exist_api(self) -> str:
@@ -203,6 +210,8 @@ def demo_simulators(toggl_port: int = 0, exist_port: int = 0) -> Iterator[DemoSe
     toggl, exist = TogglSimulator(), ExistSimulator()
     toggl_lines, exist_lines = toggl.seed_demo(), exist.seed_demo()
     with ExitStack() as stack:
+        # Webhook deliveries stop with the simulator (none is left waiting at exit).
+        stack.callback(toggl.webhooks.close)
         servers: list[RunningServer] = []
         for app, port in ((toggl.asgi_app, toggl_port), (exist.asgi_app, exist_port)):
             try:
@@ -215,7 +224,9 @@ def demo_simulators(toggl_port: int = 0, exist_port: int = 0) -> Iterator[DemoSe
                     f"choose another with {option} N\n({FREE_PORTS_HINT})"
                 ) from exc
         toggl_server, exist_server = servers
-        yield DemoServers(toggl_server, exist_server, tuple(toggl_lines), tuple(exist_lines), exist)
+        yield DemoServers(
+            toggl_server, exist_server, tuple(toggl_lines), tuple(exist_lines), exist, toggl
+        )
 
 
 #: The Exist simulator's demo OAuth client ("Sign in with Exist" in the demo).
@@ -238,6 +249,36 @@ def demo_settings(
         exist_client_secret=SecretStr(DEMO_EXIST_CLIENT[1]),
         public_url=public_url,
     )
+
+
+async def turn_on_webhooks(settings: Settings, account_id: int) -> WebhookEndpoint:
+    """Toggl webhooks for the demo account, as `timebridge webhooks on` turns them on: the
+    Toggl simulator probes `settings.public_url` while subscribing, so the service must answer
+    there already. Where each workspace stands is in the endpoint's subscriptions."""
+    async with await open_store(settings) as store:
+        return await Bridge.from_settings(store, settings).webhooks.turn_on(account_id)
+
+
+#: The demo project a webhook try-out times, and the Exist attribute it feeds.
+TRY_PROJECT = ("Series", "tv_min")
+
+
+def webhook_try_lines(servers: DemoServers, directory: Path, site: str) -> list[str]:
+    """Ready-to-run commands that change an entry in the Toggl simulator, and where the change
+    shows in Exist (the Toggl CLI's config and cache go to the demo's directory)."""
+    project, attribute = TRY_PROJECT
+    project_id = servers.toggl_project_id(project)
+    return [
+        f"  export TIMEBRIDGE_CONFIG={directory / 'cli.toml'} TOGGL_BASE_URL={servers.toggl_api} "
+        f"TOGGL_API_TOKEN={DEMO_TOGGL_TOKEN} EXIST_BASE_URL={servers.exist_api} "
+        f"EXIST_TOKEN={DEMO_EXIST_TOKEN}",
+        f'  timebridge toggl entries start "Watching a series" --project {project_id} --yes',
+        "  timebridge toggl entries stop --yes    # a minute or more later",
+        f"  timebridge exist values {attribute} --days 1    # today's minutes, seconds after",
+        f"  (or the Status page, signed in: {site}/status; "
+        f"TIMEBRIDGE_DATA_DIR={directory} TIMEBRIDGE_PUBLIC_URL={site} "
+        "timebridge webhooks status shows the subscription)",
+    ]
 
 
 async def sign_in_link(settings: Settings, account_id: int) -> str:

@@ -13,8 +13,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ from typer.testing import CliRunner, Result
 
 from timebridge import metrics
 from timebridge.cli import app
+from timebridge.exist import ExistClient
 
 #: The demo Exist user's zone, which defines its days.
 DEMO_ZONE = ZoneInfo("Europe/Berlin")
@@ -222,9 +224,18 @@ def test_serving_demo_agrees_with_its_metrics_and_ctrl_c_removes_its_directory(
         assert directory.is_dir()
         url = re.search(r"serving on (http://\S+)", serving)
         assert url is not None
+        # Then the demo turns webhooks on, and says what subscribing cost.
+        subscribed = re.search(
+            r"subscribing took Toggl (\d+), Exist (\d+) requests", lines.until("Webhooks are on")
+        )
+        assert subscribed is not None
         response = httpx.get(f"{url.group(1)}/metrics", timeout=30)
         assert response.status_code == 200
-        assert _metrics_by_service(response.text) == printed_requests(output)
+        before = printed_requests(output)
+        assert _metrics_by_service(response.text) == {
+            "toggl": before["toggl"] + int(subscribed.group(1)),
+            "exist": before["exist"] + int(subscribed.group(2)),
+        }
         process.send_signal(signal.SIGINT)  # Ctrl+C
         rest = lines.rest()
         process.wait(timeout=60)
@@ -237,3 +248,74 @@ def test_serving_demo_agrees_with_its_metrics_and_ctrl_c_removes_its_directory(
     assert "Stopped." in rest
     assert "Traceback" not in errors
     assert not directory.exists()
+
+
+def _exported(line: str) -> dict[str, str]:
+    """The variables of a printed `export A=x B=y` line."""
+    assert line.strip().startswith("export "), line
+    return dict(item.split("=", 1) for item in line.split()[1:])
+
+
+def _tv_minutes(exist: ExistClient, days: int = 3) -> int:
+    """The demo Exist user's tv_min over the last `days` days, in all."""
+    [attribute] = exist.all_attributes_with_values(days=days, names=["tv_min"])
+    return sum(int(item.value or 0) for item in attribute.values if item.value is not None)
+
+
+def test_a_toggl_entry_reaches_exist_within_seconds_through_the_demos_webhooks(
+    tmp_path: Path,
+) -> None:
+    """Webhooks are on in the serving demo: an entry added with the command it prints shows
+    in Exist without any scheduled run (the schedule never comes here)."""
+    environment = {**os.environ, "TMPDIR": str(tmp_path), "TIMEBRIDGE_SYNC_CRON": NEVER}
+    environment.pop("TIMEBRIDGE_CONFIG", None)
+    with (tmp_path / "stderr.txt").open("w") as errors_file:
+        process = subprocess.Popen(
+            [*TIMEBRIDGE, "demo", "--free-ports"],
+            stdout=subprocess.PIPE,
+            stderr=errors_file,
+            text=True,
+            env=environment,
+        )
+    try:
+        lines = _Lines(process)
+        lines.until("Webhooks are on")
+        exports = _exported(lines.until("export TIMEBRIDGE_CONFIG="))
+        start_line = lines.until("timebridge toggl entries start")
+        project = re.search(r"--project (\d+)", start_line)
+        assert project is not None, start_line
+        with ExistClient(exports["EXIST_TOKEN"], base_url=exports["EXIST_BASE_URL"]) as exist:
+            before = _tv_minutes(exist)
+            started = datetime.now(UTC) - timedelta(minutes=40)
+            added = subprocess.run(
+                [
+                    *TIMEBRIDGE,
+                    "toggl",
+                    "entries",
+                    "add",
+                    "--start",
+                    started.isoformat(timespec="seconds"),
+                    "--duration",
+                    "30m",
+                    "--project",
+                    project.group(1),
+                    "--yes",
+                ],
+                capture_output=True,
+                text=True,
+                env={**environment, **exports},
+                timeout=60,
+            )
+            assert added.returncode == 0, added.stderr
+            deadline = time.monotonic() + 15
+            while (now := _tv_minutes(exist)) != before + 30:
+                assert time.monotonic() < deadline, f"Exist holds {now}, not {before} + 30"
+                time.sleep(0.25)
+        process.send_signal(signal.SIGINT)
+        lines.rest()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, (tmp_path / "stderr.txt").read_text()

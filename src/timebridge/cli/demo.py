@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:  # the types only: loading these modules waits until the demo runs
+    import uvicorn
+
+    from timebridge.config import Settings
     from timebridge.demo import DemoRequests, DemoServers, ExistTable
 
 #: The exit code of a demo stopped by Ctrl+C (or SIGTERM) before it was serving: 128 + SIGINT.
@@ -241,9 +244,69 @@ def _serve(
     )
     now_serving()
     _open_when_a_browser_is_at_hand(link)
+    _webhooks_once_serving(server, settings, servers, directory, account_id)
     server.run(sockets=[listener])
     if not server.started:
         fail("the service did not start (see the log above)", ExitCode.OTHER)
+
+
+def _webhooks_once_serving(
+    server: uvicorn.Server,
+    settings: Settings,
+    servers: DemoServers,
+    directory: Path,
+    account_id: int,
+) -> None:
+    """Turn Toggl webhooks on for the demo user as soon as the service answers (the Toggl
+    simulator probes it while subscribing), then say so and how to see a change arrive. In a
+    thread of its own: the service runs in this one. A failure leaves the demo syncing on its
+    schedule, and says so."""
+    import asyncio
+    import threading
+    import time
+
+    from timebridge.cli._output import console
+    from timebridge.demo import requests_sent, turn_on_webhooks, webhook_try_lines
+    from timebridge.store import WebhookState
+
+    def turn_on() -> None:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if server.should_exit or time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        before = requests_sent()
+        try:
+            endpoint = asyncio.run(turn_on_webhooks(settings, account_id))
+        except Exception as exc:  # the demo goes on without them
+            console.print(
+                f"Webhooks could not be turned on ({type(exc).__name__}: {exc}); the demo "
+                "syncs on its schedule.",
+                markup=False,
+            )
+            return
+        cost = requests_sent() - before
+        broken = [s for s in endpoint.subscriptions if s.state is not WebhookState.ACTIVE]
+        if broken or not endpoint.subscriptions:
+            problems = "; ".join(f"{s.workspace_name}: {s.state} ({s.problem})" for s in broken)
+            console.print(
+                f"Webhooks are not working for the demo user: {problems or 'no workspace'}. "
+                "The demo syncs on its schedule.",
+                markup=False,
+            )
+            return
+        site = settings.public_url
+        console.print(
+            f"Webhooks are on (subscribing took Toggl {cost.toggl}, Exist {cost.exist} "
+            f"requests): Toggl Track calls {site}/hooks/toggl/… when a time entry changes, and "
+            "the change is in Exist within seconds; the scheduled sync stays. Try it in "
+            "another terminal:",
+            markup=False,
+        )
+        for line in webhook_try_lines(servers, directory, site):
+            console.print(line, markup=False)
+
+    threading.Thread(target=turn_on, name="demo-webhooks", daemon=True).start()
 
 
 def _open_when_a_browser_is_at_hand(url: str) -> None:
