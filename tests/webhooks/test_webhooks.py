@@ -15,6 +15,7 @@ from tests.webhooks.conftest import WINDOW, ZONE, Served, World
 from timebridge.bridge import WebhooksUnavailable
 from timebridge.fakes.toggl.webhooks import encode, sign
 from timebridge.store import WebhookState
+from timebridge.toggl import QuotaExceeded
 from timebridge.webhooks.signature import SIGNATURE_HEADER
 
 
@@ -345,3 +346,39 @@ async def test_nothing_of_an_events_body_is_logged(
     logged = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
     assert secret_words not in logged
     assert _secret(world) not in logged
+
+
+async def test_a_spent_quota_while_turning_on_leaves_webhooks_off(
+    world: World, served: Served
+) -> None:
+    alice = await world.connect("alice")
+    world.toggl_sim.faults.add(
+        method="GET",
+        path="/api/v9/me/workspaces*",
+        status=402,
+        body='"You have hit your hourly limit for API calls."',
+        headers={"X-Toggl-Quota-Resets-In": "1200"},
+    )
+
+    with pytest.raises(QuotaExceeded):
+        await world.bridge.webhooks.turn_on(alice)
+
+    assert not (await world.bridge.webhooks.status(alice)).on
+    assert world.toggl_sim.webhooks.subscriptions() == []
+
+
+async def test_an_outage_of_toggls_webhooks_is_shown_and_repaired_by_the_check(
+    world: World, served: Served
+) -> None:
+    alice = await world.connect("alice")
+    world.toggl_sim.faults.add(path="/webhooks/api/v1/subscriptions/*", status=503, times=10)
+
+    endpoint = await world.bridge.webhooks.turn_on(alice)
+
+    [state] = endpoint.subscriptions
+    assert state.state is WebhookState.FAILING
+    assert state.problem is not None and "the daily check tries again" in state.problem
+    world.toggl_sim.faults.clear()
+    checked = await world.bridge.webhooks.check(endpoint.id)
+    assert checked is not None and checked.subscriptions[0].state is WebhookState.ACTIVE
+    assert len(world.toggl_sim.webhooks.subscriptions()) == 1

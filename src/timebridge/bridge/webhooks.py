@@ -40,6 +40,7 @@ from timebridge.store import (
 )
 from timebridge.toggl import (
     AsyncTogglClient,
+    AuthenticationError,
     CallbackUnreachable,
     NotFound,
     TogglError,
@@ -155,14 +156,21 @@ class Webhooks:
         reason = unavailable_reason(self.public_url, connection.origin)
         if reason is not None:
             raise WebhooksUnavailable(reason)
-        endpoint = await self.store.webhooks.create(
+        existed = await self.store.webhooks.for_connection(connection.id)
+        endpoint = existed or await self.store.webhooks.create(
             account_id,
             connection.id,
             token=secrets.token_urlsafe(32),
             secret="".join(secrets.choice(_SECRET_ALPHABET) for _ in range(32)),
         )
+        try:
+            done = await self._reconcile(endpoint, connection, deliveries=False)
+        except BaseException:
+            if existed is None:  # nothing was made at Toggl: webhooks stay off
+                await self.store.webhooks.delete(endpoint.id)
+            raise
         logger.info("webhooks turned on", extra={"user_id": account_id})
-        return await self._reconcile(endpoint, connection, deliveries=False)
+        return done
 
     async def turn_off(self, account_id: int, *, strict: bool = True) -> int:
         """Delete the account's subscriptions at Toggl and forget its endpoints; the number of
@@ -352,10 +360,16 @@ async def _ensure(
             f"Toggl Track could not reach this service ({exc.message}); check "
             "TIMEBRIDGE_PUBLIC_URL.",
         )
-    except (NotFound, TogglError) as exc:
-        if not isinstance(exc, NotFound) and exc.status_code not in (400, 403):
-            raise  # quota, outage, a refused token: the whole check fails and says so
-        return stands(WebhookState.FAILING, f"Toggl Track refused: {exc.message}")
+    except AuthenticationError:
+        raise  # the token itself is refused: the connection is broken, not this workspace
+    except TogglError as exc:
+        if exc.status_code in (400, 403, 404):
+            return stands(WebhookState.FAILING, f"Toggl Track refused: {exc.message}")
+        # The quota, an outage: what was done stays done; the daily check tries again.
+        return stands(
+            WebhookState.FAILING,
+            f"Toggl Track could not be asked ({exc.message}); the daily check tries again.",
+        )
 
 
 __all__ = [
