@@ -59,6 +59,11 @@ async def test_a_stopped_timer_reaches_exist_within_the_window_and_one_run(
 
     await world.eventually(lambda: world.exist_value(alice, "tv_min", day) == before + 50)
     assert await world.exist_matches_toggl(alice)
+    # The run a webhook starts costs what a steady run costs: one Toggl request (`since`) and
+    # one Exist write for the one changed day.
+    await world.eventually(lambda: _runs_above(world, alice, 1))
+    [run, *_] = await world.store.sync_runs.recent(alice, limit=1)
+    assert (run.toggl_requests, run.exist_requests, run.values_written) == (1, 1, 1)
 
 
 async def test_a_burst_of_edits_makes_one_run(world: World, served: Served) -> None:
