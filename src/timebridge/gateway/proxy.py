@@ -122,12 +122,17 @@ class _Headers:
 
 
 def _forwarded_headers(headers: _Headers, token: str) -> list[tuple[str, str]]:
-    named = {
-        name.strip().lower()
-        for key, value in headers.items
-        if key == "connection"
-        for name in value.split(",")
-    }
+    connection = headers.get("connection")
+    named = (
+        {
+            name.strip().lower()
+            for key, value in headers.items
+            if key == "connection"
+            for name in value.split(",")
+        }
+        if connection is not None
+        else ()
+    )
     forwarded = [
         (name, value)
         for name, value in headers.items
@@ -343,7 +348,9 @@ async def _confirm_refused(
         gateway.guard.forget(quota_spender(connection))
 
 
-async def _request_body(receive: Receive) -> bytes:
+async def _request_body(headers: _Headers, receive: Receive) -> bytes:
+    if headers.get("content-length") in (None, "0") and headers.get("transfer-encoding") is None:
+        return b""  # HTTP/1.1: no length and no chunks, no body
     chunks = []
     while True:
         message = await receive()
@@ -450,7 +457,7 @@ async def _proxy(
     url = f"{connection.origin}/{path}"
     if query:
         url += "?" + quote(query, safe=_QUERY_SAFE)
-    body = await _request_body(receive)
+    body = await _request_body(headers, receive)
     status, raw_headers, content = await _exchange(
         gateway,
         method,
