@@ -153,7 +153,7 @@ class World:
                 return False
         return True
 
-    async def eventually(self, check: Callable[[], Any], within: float = 10.0) -> None:
+    async def eventually(self, check: Callable[[], Any], within: float = 20.0) -> None:
         """Wait until `check()` (sync or async) is true, or fail after `within` seconds."""
         deadline = time.monotonic() + within
         while True:

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from timebridge.bridge.clients import Upstreams
-from timebridge.origins import TOGGL_ORIGIN
 from timebridge.store import (
     ConnectionStatus,
     Store,
@@ -60,6 +59,7 @@ ACTIONS = ("created", "updated", "deleted")
 #: How long event ids are remembered to drop repeated deliveries.
 EVENTS_KEPT = timedelta(days=1)
 _SECRET_ALPHABET = string.ascii_letters + string.digits
+_NO_TOGGL = "Connect Toggl Track first: webhooks watch its entries."
 
 
 class WebhooksUnavailable(Exception):
@@ -137,13 +137,10 @@ class Webhooks:
     async def status(self, account_id: int) -> WebhookStatus:
         """The account's webhooks as stored (no upstream request)."""
         connection = await self.store.toggl_connections.default(account_id)
-        origin = connection.origin if connection is not None else TOGGL_ORIGIN
-        endpoint = (
-            await self.store.webhooks.for_connection(connection.id)
-            if connection is not None
-            else None
-        )
-        return WebhookStatus(unavailable_reason(self.public_url, origin), endpoint)
+        if connection is None or connection.status is not ConnectionStatus.ACTIVE:
+            return WebhookStatus(_NO_TOGGL, None)
+        endpoint = await self.store.webhooks.for_connection(connection.id)
+        return WebhookStatus(unavailable_reason(self.public_url, connection.origin), endpoint)
 
     async def turn_on(self, account_id: int) -> WebhookEndpoint:
         """Subscribe the account's default Toggl connection in each of its workspaces (or
@@ -152,7 +149,7 @@ class Webhooks:
         of a workspace are recorded on it, not raised."""
         connection = await self.store.toggl_connections.default(account_id)
         if connection is None or connection.status is not ConnectionStatus.ACTIVE:
-            raise WebhooksUnavailable("Connect Toggl Track first: webhooks watch its entries.")
+            raise WebhooksUnavailable(_NO_TOGGL)
         reason = unavailable_reason(self.public_url, connection.origin)
         if reason is not None:
             raise WebhooksUnavailable(reason)
@@ -196,10 +193,11 @@ class Webhooks:
 
     async def check(self, endpoint_id: int) -> WebhookEndpoint | None:
         """Reconcile one endpoint with Toggl, counting failed deliveries (the daily check).
-        None when there is nothing to check (gone, or its connection is not active)."""
+        None when there is nothing to check (gone, its connection not active, or no public
+        URL configured)."""
         endpoint = await self.store.webhooks.get(endpoint_id)
-        if endpoint is None:
-            return None
+        if endpoint is None or self.public_url is None:
+            return None  # gone, or no address to give Toggl (`status` says why)
         connection = await self.store.toggl_connections.get(
             endpoint.account_id, endpoint.connection_id
         )
@@ -240,7 +238,8 @@ class Webhooks:
         self, endpoint: WebhookEndpoint, connection: TogglConnection, *, deliveries: bool
     ) -> WebhookEndpoint:
         callback_token, secret = await self.store.webhooks.credentials(endpoint.id)
-        assert self.public_url is not None
+        if self.public_url is None:
+            raise WebhooksUnavailable(unavailable_reason(None, connection.origin) or "")
         callback = f"{self.public_url}{CALLBACK_PATH}{callback_token.get_secret_value()}"
         description = description_for(connection.toggl_user_id)
         async with await self._toggl(endpoint, connection.origin) as toggl:
