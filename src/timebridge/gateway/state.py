@@ -100,6 +100,8 @@ def install_lifespan(app: FastAPI) -> None:
                 yield
             finally:
                 app.state.gateway = None
+                if service.store is not None:  # before the app closes the store
+                    await service.store.api_keys.settle()
                 await http.aclose()
                 if shared is None:
                     await pool.aclose()

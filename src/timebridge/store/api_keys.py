@@ -242,6 +242,18 @@ class ApiKeyRepository:
             touching.add_done_callback(self._touch_done)
         return found
 
+    async def settle(self) -> None:
+        """Wait for the reads and `last_used_at` writes still under way in the background (on
+        this event loop): before whoever owns the store closes it."""
+        loop = asyncio.get_running_loop()
+        pending = [
+            task
+            for task in (*self._touching, *self._reading.values())
+            if task.get_loop() is loop and not task.done()
+        ]
+        if pending:
+            await asyncio.wait(pending)
+
     def _reading_of(self, lookup: tuple[str, str | None]) -> asyncio.Task[ProxyGrant | None]:
         """The read of this grant under way (on this event loop), or a new one."""
         reading = self._reading.get(lookup)
