@@ -1042,9 +1042,15 @@ async def test_the_openapi_documents_the_api_its_errors_and_the_csrf_header(site
     assert "csrf_token" in me["required"]
 
 
-async def test_webhooks_without_a_public_url_are_unavailable_and_say_why(site: Site) -> None:
+async def test_webhooks_without_a_public_url_are_unavailable_and_say_why(
+    site: Site, people: Callable[[str], People]
+) -> None:
     alice = await site.new_account("alice")
+    await connected(alice, people("alice"))
     status = await alice.get("/webhooks")
     assert status.status_code == 200
     assert status.json()["available"] is False
     assert "TIMEBRIDGE_PUBLIC_URL" in status.json()["unavailable_reason"]
+    refused = await alice.write("PUT", "/webhooks", {"enabled": True})
+    assert refused.status_code == 409
+    assert error_of(refused)["code"] == "webhooks_unavailable"
