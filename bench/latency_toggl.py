@@ -204,16 +204,27 @@ class Driver:
             return target, None
         raise ValueError(f"unknown edit kind {kind!r}")
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         hooks = self.sim.webhooks
         attempts = [a for a in hooks.attempts if not a.probe and a.action != "ping"]
+        replies = sorted(a.elapsed for a in attempts if a.elapsed is not None)
         return {
             "deliveries": len(attempts),
             "delivered": sum(1 for a in attempts if a.status is not None and a.status < 300),
             "failed": sum(1 for a in attempts if a.status is None or a.status >= 300),
             "dropped": len(hooks.dropped),
             "pending": hooks.pending(),
+            # How long the service took to answer a delivery (the issue asks < 100 ms).
+            "reply_p50_ms": _ms(replies, 0.50),
+            "reply_p99_ms": _ms(replies, 0.99),
+            "reply_max_ms": _ms(replies, 1.0),
         }
+
+
+def _ms(ordered: list[float], share: float) -> float:
+    if not ordered:
+        return 0.0
+    return round(1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1)
 
 
 def _jsonable_truth(values: dict[tuple[str, date], int]) -> list[list[Any]]:

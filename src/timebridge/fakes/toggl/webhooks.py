@@ -311,6 +311,8 @@ class Attempt:
     status: int | None
     error: str | None
     probe: bool
+    #: Seconds from sending the request to the whole answer (None: no answer).
+    elapsed: float | None = None
 
 
 @dataclass
@@ -820,9 +822,12 @@ class WebhookService:
         status: int | None = None
         error: str | None = None
         answer = b""
+        elapsed: float | None = None
         try:
             with httpx.Client(timeout=timeout) as client:
+                sent = time.perf_counter()
                 response = client.post(sub.url_callback, content=body, headers=headers)
+                elapsed = time.perf_counter() - sent
             status, answer = response.status_code, response.content
             if not 200 <= status < 300:
                 error = f"URL endpoint responded with status {status}"
@@ -830,7 +835,17 @@ class WebhookService:
             error = f"request failed with error: {type(exc).__name__}: {exc}".rstrip(": ")
         with self._lock:
             self._attempts.append(
-                Attempt(sub.id, event["event_id"], action, body, headers, status, error, probe)
+                Attempt(
+                    sub.id,
+                    event["event_id"],
+                    action,
+                    body,
+                    headers,
+                    status,
+                    error,
+                    probe,
+                    elapsed,
+                )
             )
         return status, error, answer
 
