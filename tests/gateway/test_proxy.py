@@ -373,12 +373,14 @@ def test_an_oversized_answer_is_a_502(world: World, small_gateway: str, key: str
     assert error_of(answer) == (502, "upstream_too_large")
 
 
+@pytest.mark.parametrize("encoding", ["br", "gzip"])
 def test_an_answer_in_an_encoding_the_gateway_cannot_read_is_a_502(
-    world: World, gateway: str, key: str
+    world: World, gateway: str, key: str, encoding: str
 ) -> None:
-    # The gateway asks for no compression; an answer it could not redact is never passed on.
+    # The gateway asks for no compression; an answer it could not redact is never passed on
+    # (an unknown encoding, or gzip that does not inflate).
     world.sim.faults.add(
-        Fault(path="/api/v9/me", status=200, body="opaque", headers={"Content-Encoding": "br"})
+        Fault(path="/api/v9/me", status=200, body="opaque", headers={"Content-Encoding": encoding})
     )
     answer = httpx.get(f"{gateway}/toggl-track/api/v9/me", headers=bearer(key))
     assert error_of(answer) == (502, "upstream_encoding")

@@ -261,17 +261,22 @@ async def _read_capped(answer: aiohttp.ClientResponse, cap: int) -> bytes:
         inflate = None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in answer.content.iter_any():
+    try:
+        async for chunk in answer.content.iter_any():
+            if inflate is not None:
+                chunk = inflate.decompress(chunk, cap + 1 - size)
+            size += len(chunk)
+            if size > cap:
+                raise _too_large()
+            chunks.append(chunk)
         if inflate is not None:
-            chunk = inflate.decompress(chunk, cap + 1 - size)
-        size += len(chunk)
-        if size > cap:
-            raise _too_large()
-        chunks.append(chunk)
-    if inflate is not None:
-        chunks.append(inflate.flush())
-        if size + len(chunks[-1]) > cap:
-            raise _too_large()
+            chunks.append(inflate.flush())
+            if size + len(chunks[-1]) > cap:
+                raise _too_large()
+    except zlib.error:
+        raise GatewayError(
+            502, "upstream_encoding", f"Toggl Track's {encoding} answer could not be read."
+        ) from None
     return b"".join(chunks)
 
 
