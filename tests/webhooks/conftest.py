@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -206,3 +207,12 @@ def served(world: World) -> Iterator[Served]:
     app = create_app(world.settings, clock=world.clock, retry=RetryPolicy.testing())
     with serve_app(app, world.socket):
         yield Served(world.settings.public_url, world.settings, app)
+
+
+async def signed_in(world: World, served: Served, account: int, client: httpx.AsyncClient) -> str:
+    """Signs `client` in to the account (a login link); the session's CSRF token."""
+    secret, _ = await world.store.login_links.create(account)
+    assert (await client.get(f"/signin/link/{secret}")).status_code in (200, 303)
+    me = await client.get("/api/v1/me")
+    assert me.status_code == 200, me.text
+    return str(me.json()["csrf_token"])

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.webhooks.conftest import Served, World
+from tests.webhooks.conftest import Served, World, signed_in
 
 API = "/api/v1"
-
-
-async def signed_in(world: World, served: Served, account: int, client: httpx.AsyncClient) -> str:
-    """Signs `client` in to the account (a login link); the session's CSRF token."""
-    secret, _ = await world.store.login_links.create(account)
-    assert (await client.get(f"/signin/link/{secret}")).status_code in (200, 303)
-    me = await client.get(f"{API}/me")
-    assert me.status_code == 200, me.text
-    return str(me.json()["csrf_token"])
 
 
 async def test_webhooks_on_checked_and_off_through_the_api(world: World, served: Served) -> None:

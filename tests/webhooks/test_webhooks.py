@@ -11,7 +11,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.webhooks.conftest import WINDOW, ZONE, Served, World, serve_app
+from tests.webhooks.conftest import WINDOW, ZONE, Served, World, serve_app, signed_in
 from timebridge.bridge import WebhooksUnavailable
 from timebridge.fakes.toggl.webhooks import encode, sign
 from timebridge.retry import RetryPolicy
@@ -267,13 +267,20 @@ async def test_turning_off_removes_the_subscriptions_and_the_callback(
 ) -> None:
     alice = await world.connect("alice")
     await world.bridge.webhooks.turn_on(alice)
-    url = _callback(world)
+    url, secret = _callback(world), _secret(world)
+    event = encode({"event_id": 5, "payload": {"id": 1, "user_id": world.toggl_users[alice].id}})
+    signed = {SIGNATURE_HEADER: sign(secret, event)}
 
-    await world.bridge.webhooks.turn_off(alice)
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        assert (await client.post(url, content=event, headers=signed)).status_code == 200
+        csrf = await signed_in(world, served, alice, client)
+        off = await client.put(
+            "/api/v1/webhooks", json={"enabled": False}, headers={"X-CSRF-Token": csrf}
+        )
+        assert off.status_code == 200
+        assert (await client.post(url, content=event, headers=signed)).status_code == 404
 
     assert world.toggl_sim.webhooks.subscriptions() == []
-    async with httpx.AsyncClient() as http:
-        assert (await http.post(url, content=b"{}")).status_code == 404
 
 
 async def test_a_dropped_delivery_is_repaired_by_the_scheduled_run(

@@ -22,6 +22,7 @@ import ipaddress
 import logging
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -133,6 +134,12 @@ class Webhooks:
         self.upstreams = upstreams
         #: Where Toggl calls back (`TIMEBRIDGE_PUBLIC_URL`), None when not configured.
         self.public_url = public_url.rstrip("/") if public_url else None
+        self._forget_listeners: list[Callable[[int], None]] = []
+
+    def on_forget(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(endpoint_id)` when an endpoint is forgotten here (turned off,
+        disconnected): the receiver drops what it remembers of it at once."""
+        self._forget_listeners.append(listener)
 
     async def status(self, account_id: int) -> WebhookStatus:
         """The account's webhooks as stored (no upstream request)."""
@@ -186,6 +193,8 @@ class Webhooks:
                     extra={"user_id": account_id},
                 )
             await self.store.webhooks.delete(endpoint.id)
+            for listener in self._forget_listeners:
+                listener(endpoint.id)
             removed += 1
         if removed:
             logger.info("webhooks turned off", extra={"user_id": account_id})

@@ -50,7 +50,9 @@ def install_lifespan(app: FastAPI) -> None:
                 on_demand = build_scheduler(bridge, settings, clock=service.clock)
                 trigger = Coalescer(on_demand, window=window, clock=service.clock)
             stack.push_async_callback(trigger.aclose)
-            app.state.webhooks = WebhookReceiver(store=store, trigger=trigger)
+            receiver = WebhookReceiver(store=store, trigger=trigger)
+            bridge.webhooks.on_forget(receiver.forget_endpoint)
+            app.state.webhooks = receiver
             if settings.callback_url is None:
                 logger.info(
                     "Toggl webhooks are off: TIMEBRIDGE_PUBLIC_URL is not set (Toggl needs "

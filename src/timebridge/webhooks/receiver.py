@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
@@ -34,12 +35,39 @@ _MAX_TOKEN = 128
 router = APIRouter(include_in_schema=False)
 
 
+#: How long an endpoint looked up by its token is reused without asking the store (seconds):
+#: a delivery is answered without waiting for a database connection that busy syncs hold.
+#: Turning off in this process forgets it at once; turned off elsewhere (the CLI), or a connection
+#: that failed meanwhile, costs at most a sync that skips.
+TARGET_TTL = 30.0
+_TARGETS_MAX = 10_000
+
+
 @dataclass
 class WebhookReceiver:
     """What the route needs, kept on `app.state.webhooks` for the app's lifetime."""
 
     store: Store
     trigger: Trigger
+    _targets: dict[str, tuple[float, CallbackTarget | None]] = field(default_factory=dict)
+
+    async def target(self, token: str) -> CallbackTarget | None:
+        """The endpoint of a callback token (None: none), from memory while fresh."""
+        now = time.monotonic()
+        known = self._targets.get(token)
+        if known is not None and now - known[0] < TARGET_TTL:
+            return known[1]
+        found = await self.store.webhooks.target(token)
+        if len(self._targets) >= _TARGETS_MAX:
+            self._targets.clear()
+        self._targets[token] = (now, found)
+        return found
+
+    def forget_endpoint(self, endpoint_id: int) -> None:
+        """The endpoint is gone (turned off in this process): its token is looked up again."""
+        for token, (_, known) in list(self._targets.items()):
+            if known is not None and known.endpoint_id == endpoint_id:
+                del self._targets[token]
 
 
 def receiver_of(app: FastAPI) -> WebhookReceiver:
@@ -82,7 +110,7 @@ async def receive(request: Request, token: str) -> JSONResponse:
     body = await _read(request)
     if body is None:
         return _error(413, "too_large", f"Deliveries are at most {MAX_BODY_BYTES} bytes.")
-    target = await receiver.store.webhooks.target(token) if len(token) <= _MAX_TOKEN else None
+    target = await receiver.target(token) if len(token) <= _MAX_TOKEN else None
     if target is None:
         return _error(404, "not_found", "No webhook endpoint here.")
     if not verify(target.secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER)):
