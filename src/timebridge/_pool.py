@@ -63,6 +63,11 @@ class ConnectionPool:
     def closed(self) -> bool:
         return self._closed
 
+    def session(self) -> aiohttp.ClientSession:
+        """The pool's aiohttp session itself, for a caller that speaks aiohttp (the gateway's
+        proxy); opened on first use. Closing the pool closes it."""
+        return self._open_session()
+
     async def aclose(self) -> None:
         self._closed = True
         if self._session is not None:

@@ -46,7 +46,7 @@ class GatewayState:
     @property
     def session(self) -> aiohttp.ClientSession:
         """The shared pool's aiohttp session (opened on first use)."""
-        return self.pool._open_session()
+        return self.pool.session()
 
     @functools.cached_property
     def client_timeout(self) -> aiohttp.ClientTimeout:
