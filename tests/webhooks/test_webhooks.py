@@ -406,3 +406,22 @@ async def test_an_outage_of_toggls_webhooks_is_shown_and_repaired_by_the_check(
     checked = await world.bridge.webhooks.check(endpoint.id)
     assert checked is not None and checked.subscriptions[0].state is WebhookState.ACTIVE
     assert len(world.toggl_sim.webhooks.subscriptions()) == 1
+
+
+async def test_deleting_one_of_two_connections_removes_its_subscription(
+    world: World, served: Served
+) -> None:
+    alice = await world.connect("alice")
+    await world.bridge.webhooks.turn_on(alice)
+    [hooked] = await world.store.toggl_connections.list(alice)
+    other = world.toggl_sim.add_user(api_token="toggl-alice-second-0123456789")
+    await world.store.toggl_connections.create(
+        alice, other.api_token, toggl_user_id=other.id, origin=world.settings.toggl_base_url
+    )
+    assert world.toggl_sim.webhooks.subscriptions()
+
+    await world.bridge.delete_toggl_connection(alice, hooked.id)
+
+    assert world.toggl_sim.webhooks.subscriptions() == []
+    assert await world.store.webhooks.of_account(alice) == []
+    assert len(await world.store.toggl_connections.list(alice)) == 1

@@ -335,6 +335,16 @@ class Bridge:
                 )
         return report
 
+    async def delete_toggl_connection(self, account_id: int, connection_id: str) -> None:
+        """Delete one Toggl connection of the account (the gateway's `DELETE /connections`):
+        the last one is a disconnect (`disconnect_toggl`); another takes its webhooks with it."""
+        remaining = await self.store.toggl_connections.list(account_id)
+        if len(remaining) <= 1:
+            await self.disconnect_toggl(account_id)
+            return
+        await self.webhooks.forget_connection(account_id, connection_id)
+        await self.store.toggl_connections.delete(account_id, connection_id)
+
     # --- signing in and connecting -------------------------------------------------------------
 
     async def sign_in_with_toggl(self, token: SecretStr, origin: str) -> Account:

@@ -182,23 +182,33 @@ class Webhooks:
         be tried again); otherwise (disconnecting) logged and the endpoint forgotten anyway."""
         removed = 0
         for endpoint in await self.store.webhooks.of_account(account_id):
-            try:
-                await self._unsubscribe(endpoint)
-            except Exception as exc:
-                if strict:
-                    raise
-                logger.warning(
-                    "could not delete the Toggl webhooks: %s",
-                    type(exc).__name__,
-                    extra={"user_id": account_id},
-                )
-            await self.store.webhooks.delete(endpoint.id)
-            for listener in self._forget_listeners:
-                listener(endpoint.id)
+            await self._remove(endpoint, strict=strict)
             removed += 1
         if removed:
             logger.info("webhooks turned off", extra={"user_id": account_id})
         return removed
+
+    async def forget_connection(self, account_id: int, connection_id: str) -> None:
+        """Before one Toggl connection of the account is deleted: its subscriptions at Toggl
+        go (as far as Toggl can be reached) and its endpoint is forgotten."""
+        endpoint = await self.store.webhooks.for_connection(connection_id)
+        if endpoint is not None and endpoint.account_id == account_id:
+            await self._remove(endpoint, strict=False)
+
+    async def _remove(self, endpoint: WebhookEndpoint, *, strict: bool) -> None:
+        try:
+            await self._unsubscribe(endpoint)
+        except Exception as exc:
+            if strict:
+                raise
+            logger.warning(
+                "could not delete the Toggl webhooks: %s",
+                type(exc).__name__,
+                extra={"user_id": endpoint.account_id},
+            )
+        await self.store.webhooks.delete(endpoint.id)
+        for listener in self._forget_listeners:
+            listener(endpoint.id)
 
     async def check(self, endpoint_id: int) -> WebhookEndpoint | None:
         """Reconcile one endpoint with Toggl, counting failed deliveries (the daily check).

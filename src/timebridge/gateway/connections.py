@@ -219,20 +219,16 @@ async def delete_connection(
     connection_id: str,
     who: Annotated[Caller, Depends(require(CONNECTIONS_WRITE))],
 ) -> ConnectionEnvelope:
-    """Delete a connection and its stored token; deleting the last one disconnects Toggl from
-    the bridge too (mapping, ledger and entries go, attributes are released)."""
+    """Delete a connection and its stored token (and its webhooks at Toggl); deleting the last
+    one disconnects Toggl from the bridge too (mapping, ledger and entries go, attributes are
+    released)."""
     async with audited(
         store_of(request), who, "DELETE", f"/connections/{connection_id}"[:500]
     ) as audit:
         _limit(request, who)
         connection = await _owned(request, who, connection_id)
         audit["connection_id"] = connection.id
-        store = store_of(request)
-        remaining = await store.toggl_connections.list(who.account_id)
-        if len(remaining) <= 1:
-            await bridge_of(request).disconnect_toggl(who.account_id)
-        else:
-            await store.toggl_connections.delete(who.account_id, connection.id)
+        await bridge_of(request).delete_toggl_connection(who.account_id, connection.id)
         audit["status"] = "200"
         return ConnectionEnvelope(connection=shape(connection, settings_of(request).public_url))
 
