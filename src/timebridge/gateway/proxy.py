@@ -432,12 +432,17 @@ async def _proxy(
     audit: dict[str, str | None] | None = None,
 ) -> _Answer:
     check_scope(who, PROXY_READ if method in READ_METHODS else PROXY_WRITE)
-    wait = gateway.limiter.take(who.key_id)
+    limiter = gateway.limiter
+    wait = (
+        limiter.take(who.key_id)
+        if limiter.local
+        else await limiter.acquire(who.key_id, who.account_id)  # shared (PostgreSQL)
+    )
     if wait is not None:
         raise GatewayError(
             429,
             "rate_limited",
-            f"More than {gateway.limiter.rate:g} requests per second with this key.",
+            f"More than {limiter.rate:g} requests per second with this key.",
             {"Retry-After": retry_after(wait)},
         )
     try:
@@ -474,7 +479,10 @@ async def _proxy(
     )
     if status == 402:
         gateway.guard.spent(
-            spender, scope_of_quota, _header(raw_headers, b"x-toggl-quota-resets-in")
+            spender,
+            scope_of_quota,
+            _header(raw_headers, b"x-toggl-quota-resets-in"),
+            connection.account_id,
         )
     elif status in (401, 403):
         await _confirm_refused(gateway, store, connection, token, path)

@@ -33,6 +33,7 @@ from timebridge.store.errors import (
     StoreError,
     UndecryptableSecret,
 )
+from timebridge.store.gateway_limits import GatewayLimitRepository
 from timebridge.store.ledger import PurgeCounts, SqlLedgerStore
 from timebridge.store.migrations import current_revision, head_revision, upgrade
 from timebridge.store.models import ConnectionStatus, Integration
@@ -84,6 +85,7 @@ __all__ = [
     "ExistConnection",
     "ExistConnectionRepository",
     "ExistState",
+    "GatewayLimitRepository",
     "Integration",
     "InvalidMapping",
     "LoginLinkRepository",

@@ -11,6 +11,7 @@ from timebridge.store.api_keys import ApiKeyRepository
 from timebridge.store.context import SyncContext, load_sync_contexts
 from timebridge.store.crypto import SecretBox
 from timebridge.store.database import Database
+from timebridge.store.gateway_limits import GatewayLimitRepository
 from timebridge.store.ledger import SqlLedgerStore
 from timebridge.store.migrations import upgrade
 from timebridge.store.repositories import (
@@ -48,6 +49,7 @@ class Store:
         self.api_keys = ApiKeyRepository(database, clock, box)
         #: Toggl webhook endpoints (callback token, signing secret), subscriptions, events seen.
         self.webhooks = WebhookRepository(database, box, clock)
+        self.gateway_limits = GatewayLimitRepository(database)  # shared gateway limits (PostgreSQL)
         self._contexts: Batcher[int, SyncContext] = Batcher(self._load_contexts)
 
     def __repr__(self) -> str:

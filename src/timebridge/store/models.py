@@ -30,6 +30,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -446,3 +447,37 @@ def encrypted_columns() -> list[tuple[str, str]]:
         for column in table.columns
         if column.info.get(ENCRYPTED)
     ]
+
+
+class GatewayQuotaRow(Base):
+    """A Toggl quota the gateway saw spent (a 402, or a sync's), until Toggl said it resets:
+    how every `serve` process sharing the database refuses that scope's calls locally, one
+    started later too. Kept per account whose connection saw it; rows past `resets_at` are dead."""
+
+    __tablename__ = "gateway_quotas"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: Whose quota (`timebridge.gateway.limits.quota_spender`).
+    spender: Mapped[str] = mapped_column(String(ORIGIN_LENGTH + 40), primary_key=True)
+    #: Which of its quotas: `user` or `workspace:<id>`.
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resets_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class GatewayRateBucketRow(Base):
+    """A key's shared token bucket: `serve` processes lease allowance from it in small batches
+    (`timebridge.store.gateway_limits`), so the key's rate limit holds across them."""
+
+    __tablename__ = "gateway_rate_buckets"
+
+    key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    #: What is left in the bucket as of `at`.
+    tokens: Mapped[float] = mapped_column(Float)
+    #: What the last lease took (read back by that lease).
+    granted: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
