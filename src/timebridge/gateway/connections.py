@@ -89,8 +89,8 @@ def shape(connection: TogglConnection, public_url: str) -> Connection:
     )
 
 
-def _limit(request: Request, who: Caller) -> None:
-    wait = gateway_state(request).limiter.take(who.key_id)
+async def _limit(request: Request, who: Caller) -> None:
+    wait = await gateway_state(request).limiter.acquire(who.key_id, who.account_id)
     if wait is not None:
         raise GatewayError(
             429,
@@ -117,7 +117,7 @@ async def list_connections(
     status: Annotated[Literal["ACTIVE", "PENDING", "FAILED"] | None, Query()] = None,
 ) -> ConnectionList:
     """The key owner's Toggl Track connections, oldest first (`app` and `status` filter)."""
-    _limit(request, who)
+    await _limit(request, who)
     if app is not None and app != APP:
         return ConnectionList(connections=[])
     found = await store_of(request).toggl_connections.list(
@@ -149,7 +149,7 @@ async def create_connection(
     """A new connection: PENDING (open its `url` to paste a token) or, given `api_token`,
     checked with Toggl and ACTIVE."""
     async with audited(store_of(request), who, "POST", "/connections") as audit:
-        _limit(request, who)
+        await _limit(request, who)
         connection = await _create(request, who, body.api_token)
         audit["connection_id"] = connection.id
         audit["status"] = "201"
@@ -204,7 +204,7 @@ async def get_connection(
     who: Annotated[Caller, Depends(require(CONNECTIONS_READ))],
 ) -> ConnectionEnvelope:
     """One connection of the key's owner."""
-    _limit(request, who)
+    await _limit(request, who)
     connection = await _owned(request, who, connection_id)
     return ConnectionEnvelope(connection=shape(connection, settings_of(request).public_url))
 
@@ -225,7 +225,7 @@ async def delete_connection(
     async with audited(
         store_of(request), who, "DELETE", f"/connections/{connection_id}"[:500]
     ) as audit:
-        _limit(request, who)
+        await _limit(request, who)
         connection = await _owned(request, who, connection_id)
         audit["connection_id"] = connection.id
         await bridge_of(request).delete_toggl_connection(who.account_id, connection.id)
