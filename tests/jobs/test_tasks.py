@@ -42,11 +42,14 @@ class World:
         )
         self.toggl_users: dict[int, SimUser] = {}
         self.exist_tokens: dict[int, str] = {}
+        #: The Exist username of each account.
+        self.names: dict[int, str] = {}
 
-    async def connect(self, name: str) -> int:
+    async def connect(self, name: str, *, plan: str = "premium") -> int:
+        """An account with both connections, two projects mapped and three entries."""
         account = await self.store.accounts.create(f"{name}@example.com")
         toggl_user = self.toggl_sim.add_user(
-            api_token=f"toggl-{name}-0123456789", timezone="Europe/Berlin", plan="premium"
+            api_token=f"toggl-{name}-0123456789", timezone="Europe/Berlin", plan=plan
         )
         series = self.toggl_sim.add_project(toggl_user.default_workspace_id, "Series")
         work = self.toggl_sim.add_project(toggl_user.default_workspace_id, "Work")
@@ -58,7 +61,10 @@ class World:
                 project_id=project.id,
             )
         await self.store.toggl_connections.create(
-            account.id, toggl_user.api_token, origin=self.settings.toggl_base_url
+            account.id,
+            toggl_user.api_token,
+            toggl_user_id=toggl_user.id,
+            origin=self.settings.toggl_base_url,
         )
         self.exist_sim.add_user(name, timezone="Europe/Berlin")
         token = self.exist_sim.issue_personal_token(name, self.exist_client.client_id)
@@ -76,6 +82,7 @@ class World:
         )
         self.toggl_users[account.id] = toggl_user
         self.exist_tokens[account.id] = token
+        self.names[account.id] = name
         return account.id
 
     async def assert_exist_matches_toggl(self, account_id: int, name: str) -> None:

@@ -9,8 +9,8 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,18 +19,16 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from pydantic import SecretStr
 
+from tests.jobs.test_tasks import World as TasksWorld
 from tests.sync.oracle import truth
-from timebridge.bridge import Bridge
 from timebridge.clock import FakeClock
 from timebridge.config import Settings
-from timebridge.exist import ExistTokens
 from timebridge.fakes.exist import ExistSimulator, SimClient
-from timebridge.fakes.toggl import SimUser, TogglSimulator
+from timebridge.fakes.toggl import TogglSimulator
 from timebridge.fakes.toggl.webhooks import WebhookSettings
 from timebridge.retry import RetryPolicy
-from timebridge.store import ProjectMapping, Store, open_store
+from timebridge.store import Store, open_store
 from timebridge.web import create_app
 
 ZONE = ZoneInfo("Europe/Berlin")
@@ -81,61 +79,23 @@ def serve_app(app: FastAPI, sock: socket.socket) -> Iterator[None]:
         thread.join(timeout=10)
 
 
-@dataclass
-class World:
-    """Both simulators, the settings of the served service, and a store and bridge of the
-    test's own over the same database."""
+class World(TasksWorld):
+    """The jobs tests' world (users connected in a store of the test's own and on both
+    simulators), with the socket of the served service, bound before it starts (its port is in
+    the public URL)."""
 
-    settings: Settings
-    clock: FakeClock
-    toggl_sim: TogglSimulator
-    exist_sim: ExistSimulator
-    exist_client: SimClient
-    store: Store
-    bridge: Bridge
-    #: The served service's socket, bound before it starts (its port is in the public URL).
-    socket: socket.socket
-    toggl_users: dict[int, SimUser] = field(default_factory=dict)
-    names: dict[int, str] = field(default_factory=dict)
-
-    async def connect(self, name: str, *, plan: str = "premium") -> int:
-        """An account with both connections and two projects mapped, and a few entries."""
-        account = await self.store.accounts.create(f"{name}@example.com")
-        user = self.toggl_sim.add_user(
-            api_token=f"toggl-{name}-0123456789", timezone="Europe/Berlin", plan=plan
-        )
-        series = self.toggl_sim.add_project(user.default_workspace_id, "Series")
-        work = self.toggl_sim.add_project(user.default_workspace_id, "Work")
-        for hours_ago, project in [(30, series), (26, work), (3, series)]:
-            self.toggl_sim.add_time_entry(
-                user,
-                start=self.clock.now() - timedelta(hours=hours_ago),
-                duration=3000 + hours_ago,
-                project_id=project.id,
-            )
-        await self.store.toggl_connections.create(
-            account.id,
-            user.api_token,
-            toggl_user_id=user.id,
-            origin=self.settings.toggl_base_url,
-        )
-        self.exist_sim.add_user(name, timezone="Europe/Berlin")
-        token = self.exist_sim.issue_personal_token(name, self.exist_client.client_id)
-        await self.store.exist_connections.save(
-            account.id,
-            ExistTokens(access_token=SecretStr(token), scope=""),
-            origin=self.settings.exist_base_url,
-        )
-        await self.store.mappings.replace(
-            account.id,
-            [
-                ProjectMapping(user.default_workspace_id, series.id, "Series", "tv_min"),
-                ProjectMapping(user.default_workspace_id, work.id, "Work", "productive_min"),
-            ],
-        )
-        self.toggl_users[account.id] = user
-        self.names[account.id] = name
-        return account.id
+    def __init__(
+        self,
+        store: Store,
+        clock: FakeClock,
+        toggl_sim: TogglSimulator,
+        exist_sim: ExistSimulator,
+        exist_client: SimClient,
+        settings: Settings,
+        sock: socket.socket,
+    ) -> None:
+        super().__init__(store, clock, toggl_sim, exist_sim, exist_client, settings)
+        self.socket = sock
 
     def expected(self, account_id: int, mapping: dict[int, str]) -> dict[tuple[str, date], int]:
         user = self.toggl_users[account_id]
@@ -196,8 +156,7 @@ async def world(
         sync_cron="0 0 1 1 *",
     )
     async with await open_store(settings, clock=clock) as store:
-        bridge = Bridge.from_settings(store, settings, clock=clock, retry=RetryPolicy.testing())
-        yield World(settings, clock, toggl_sim, exist_sim, exist_oauth_client, store, bridge, sock)
+        yield World(store, clock, toggl_sim, exist_sim, exist_oauth_client, settings, sock)
     sock.close()
 
 
