@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Literal
 
@@ -26,10 +26,10 @@ from timebridge._pool import ConnectionPool
 from timebridge.bridge import Bridge
 from timebridge.clock import Clock, SystemClock
 from timebridge.config import Settings
-from timebridge.jobs import PURGE_CRON, EmbeddedScheduler, next_fire_time, run_on_cron
+from timebridge.jobs import PURGE_CRON, next_fire_time, run_on_cron
 from timebridge.retry import RetryPolicy
 from timebridge.store import Store, open_store
-from timebridge.web.state import ServiceState, SyncScheduler, service_state
+from timebridge.web.state import ServiceState, SyncScheduler, build_scheduler, service_state
 
 # Standard-library logging, as everywhere in the package: `timebridge.logs` renders it as
 # structured lines, and nothing is printed when the host application configured nothing.
@@ -38,24 +38,6 @@ logger = logging.getLogger(__name__)
 #: How long `/healthz` waits for the database before calling it unreachable (a probe that
 #: hangs is worse than one that says no).
 DATABASE_PING_TIMEOUT = 2.0
-
-
-def build_scheduler(
-    bridge: Bridge,
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> SyncScheduler:
-    """The embedded scheduler over `bridge`, on the settings' cron and concurrency."""
-    return EmbeddedScheduler(
-        cron=settings.sync_cron,
-        list_users=bridge.users_to_sync,
-        sync_user=bridge.sync,
-        max_concurrency=settings.sync_concurrency,
-        clock=clock,
-        sleep=sleep,
-    )
 
 
 class DatabaseHealth(BaseModel):

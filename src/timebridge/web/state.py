@@ -1,9 +1,10 @@
-"""What the web app's handlers share: the service state on `app.state`, and how a request
-reaches the `Bridge` and the settings."""
+"""What the web app's handlers share: the service state on `app.state`, how a request reaches
+the `Bridge` and the settings, and the embedded scheduler as the service builds it."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -18,6 +19,24 @@ from timebridge.sync.runner import RunReport
 
 #: The embedded scheduler as the service runs it: account ids, one sync result per run.
 SyncScheduler = EmbeddedScheduler[int, RunReport | Skipped]
+
+
+def build_scheduler(
+    bridge: Bridge,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> SyncScheduler:
+    """The embedded scheduler over `bridge`, on the settings' cron and concurrency."""
+    return EmbeddedScheduler(
+        cron=settings.sync_cron,
+        list_users=bridge.users_to_sync,
+        sync_user=bridge.sync,
+        max_concurrency=settings.sync_concurrency,
+        clock=clock,
+        sleep=sleep,
+    )
 
 
 @dataclass
@@ -70,6 +89,7 @@ __all__ = [
     "ServiceState",
     "SyncScheduler",
     "bridge_of",
+    "build_scheduler",
     "service_state",
     "settings_of",
     "sync_now",

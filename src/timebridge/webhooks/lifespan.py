@@ -32,8 +32,7 @@ def install_lifespan(app: FastAPI) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from timebridge.web.app import build_scheduler
-        from timebridge.web.state import service_state
+        from timebridge.web.state import build_scheduler, service_state
 
         async with inner(app), contextlib.AsyncExitStack() as stack:
             service = service_state(app)
