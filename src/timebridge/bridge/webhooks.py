@@ -224,6 +224,16 @@ class Webhooks:
             return None
         return await self._reconcile(endpoint, connection, deliveries=True)
 
+    async def check_account(self, account_id: int) -> list[WebhookEndpoint]:
+        """`check` for each endpoint of the account (the page's, the API's and the CLI's "check
+        now"); the endpoints checked, none when webhooks are off."""
+        checked = []
+        for endpoint in await self.store.webhooks.of_account(account_id):
+            found = await self.check(endpoint.id)
+            if found is not None:
+                checked.append(found)
+        return checked
+
     async def check_all(self) -> CheckReport:
         """The daily check of every endpoint; one failing never stops the others. Event ids
         older than a day are forgotten too."""

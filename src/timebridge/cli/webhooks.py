@@ -354,11 +354,7 @@ def check(account: int | None = _ACCOUNT, as_json: bool = _JSON) -> None:
         assert account is not None
         account_id = await _account(store, account)
         await _toggl_connected(store, account_id)
-        checked = []
-        for endpoint in await store.webhooks.of_account(account_id):
-            found = await bridge.webhooks.check(endpoint.id)
-            if found is not None:
-                checked.append(found)
+        checked = await bridge.webhooks.check_account(account_id)
         if not checked:
             fail(
                 f"webhooks are not on for account {account_id}: `timebridge webhooks on`",

@@ -1194,10 +1194,8 @@ async def check_webhooks(request: Request, viewer: Changing) -> WebhooksOut:
     """What the daily check does, now: lost subscriptions made again, disabled ones enabled,
     unvalidated ones pinged, failed deliveries counted."""
     webhooks = bridge_of(request).webhooks
-    status = await webhooks.status(viewer.account_id)
-    if status.endpoint is None:
+    if not await webhooks.check_account(viewer.account_id):
         raise ApiProblem(409, "webhooks_off", "Webhooks are off: turn them on first.")
-    await webhooks.check(status.endpoint.id)
     return WebhooksOut.of(await webhooks.status(viewer.account_id))
 
 

@@ -971,9 +971,7 @@ async def change_webhooks(
         elif action == "off":
             await webhooks.turn_off(viewer.account_id)
         elif action == "check":
-            status = await webhooks.status(viewer.account_id)
-            if status.endpoint is not None:
-                await webhooks.check(status.endpoint.id)
+            await webhooks.check_account(viewer.account_id)
         else:
             return await _settings_page(
                 request,
