@@ -5,6 +5,7 @@ another's objects, and the whole flow (connect → map → sync → days) equal 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -780,7 +781,14 @@ async def test_sync_now_goes_through_a_running_scheduler_one_run_at_a_time(
     async def no_cron_time(seconds: float) -> None:
         await never.wait()
 
+    asked = 0
+    both_asked = asyncio.Event()
+
     async def sync_user(account_id: int) -> RunReport | Skipped:
+        # The run waits until both requests have asked for it (at most a few seconds), so that
+        # how fast a busy machine serves the first one cannot decide the test.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both_asked.wait(), timeout=5)
         bridge = service_state(app).bridge
         assert bridge is not None
         return await bridge.sync(account_id)
@@ -792,6 +800,16 @@ async def test_sync_now_goes_through_a_running_scheduler_one_run_at_a_time(
         clock=clock,
         sleep=no_cron_time,
     )
+    start_or_join = scheduler.sync_now
+
+    def counting_sync_now(user: int) -> asyncio.Task[RunReport | Skipped]:
+        nonlocal asked
+        asked += 1
+        if asked >= 2:
+            both_asked.set()
+        return start_or_join(user)
+
+    scheduler.sync_now = counting_sync_now  # type: ignore[method-assign]
     app = create_app(
         settings, store=store, scheduler=scheduler, clock=clock, retry=RetryPolicy.testing()
     )
